@@ -138,8 +138,9 @@ def validate(cfg: Config) -> Config:
     _check(_is_real(cfg.dropout_rate) and 0 <= cfg.dropout_rate < 1, "dropout_rate", cfg.dropout_rate, "0 <= rate < 1")
     _check(_is_int(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", cfg.batch_size, "an integer >= 1")
     _check(_is_int(cfg.num_epochs) and cfg.num_epochs >= 1, "num_epochs", cfg.num_epochs, "an integer >= 1")
-    _check(_is_int(cfg.eval_every_epochs) and 1 <= cfg.eval_every_epochs <= cfg.num_epochs,
-           "eval_every_epochs", cfg.eval_every_epochs, f"an integer in 1..num_epochs={cfg.num_epochs}")
+    _check(_is_int(cfg.eval_every_epochs) and cfg.eval_every_epochs >= 1
+           and cfg.num_epochs % cfg.eval_every_epochs == 0, "eval_every_epochs", cfg.eval_every_epochs,
+           f"a divisor of num_epochs={cfg.num_epochs}")
     _check(_is_real(cfg.init_scale) and cfg.init_scale > 0, "init_scale", cfg.init_scale, "a number > 0")
     _check(_is_real(cfg.label_noise) and 0 <= cfg.label_noise <= 1, "label_noise", cfg.label_noise, "0 <= fraction <= 1")
     _check(_is_real(cfg.train_fraction) and 0 < cfg.train_fraction <= 1, "train_fraction",

@@ -1,0 +1,250 @@
+"""Pure training: `train_step`, `evaluate`, and `make_train(cfg)`, a whole run as one program.
+
+Nothing here is jitted: `jax.jit` goes on the outermost call, for instance
+    train = make_train(cfg)
+    results = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, data)   # an ensemble of seeds
+Epochs draw a fresh permutation of the training set and drop the last partial batch.
+Evaluation runs at initialization and after every `eval_every_epochs` epochs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from flax.training import train_state
+
+from dlfound import initializers, losses, metrics, optim
+from dlfound.config import VMAPPABLE, Config
+from dlfound.data.dataset import Dataset
+from dlfound.models import MLP, layer_names, make_model
+
+PROBE_EXAMPLES = 512  # fixed training examples for per-layer gradient and activation statistics
+EVAL_CHUNK = 8192  # evaluation batch: bounds memory on large splits
+
+
+@struct.dataclass
+class Hyperparams:
+    """Numeric hyperparameters that may differ between models of one compiled ensemble."""
+
+    learning_rate: jax.Array
+    weight_decay: jax.Array
+    init_scale: jax.Array
+    dropout_rate: jax.Array
+    label_noise: jax.Array
+
+    @classmethod
+    def from_config(cls, cfg: Config, **overrides) -> "Hyperparams":
+        values = {name: overrides.get(name, getattr(cfg, name)) for name in VMAPPABLE}
+        return cls(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
+
+
+class TrainState(train_state.TrainState):
+    """Flax TrainState plus batch-norm statistics, a dropout key and the divergence step."""
+
+    batch_stats: Any
+    dropout_key: jax.Array
+    dropout_rate: jax.Array
+    diverged_step: jax.Array  # -1 until the first non-finite loss
+    loss: losses.Loss = struct.field(pytree_node=False)
+    num_classes: int = struct.field(pytree_node=False)
+    use_dropout: bool = struct.field(pytree_node=False, default=False)
+
+
+@struct.dataclass
+class TrainResult:
+    """Final parameters, the metric history (leading axis T = evaluations) and divergence."""
+
+    params: Any
+    batch_stats: Any
+    history: dict
+    diverged_step: jax.Array
+
+
+def _apply(state: TrainState, params, x, *, train: bool, key=None, capture=False):
+    """Runs the model; returns (outputs, new batch_stats, intermediates)."""
+    variables = {"params": params}
+    mutable = []
+    if state.batch_stats:
+        variables["batch_stats"] = state.batch_stats
+        if train:
+            mutable.append("batch_stats")
+    if capture:
+        mutable.append("intermediates")
+    rngs = {"dropout": key} if key is not None and state.use_dropout else None
+    kwargs = {"dropout_rate": state.dropout_rate} if train and state.use_dropout else {}
+    out, updates = state.apply_fn(variables, x, train=train, rngs=rngs, mutable=mutable, **kwargs)
+    return out, updates.get("batch_stats", state.batch_stats), updates.get("intermediates", {})
+
+
+def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]):
+    """One update: forward, loss, backward (`jax.value_and_grad`), optimizer step.
+
+    Returns the new state and metrics {loss, accuracy, grad_norm (per dense layer)}.
+    """
+    x, y = batch
+    key = jax.random.fold_in(state.dropout_key, state.step)
+
+    def loss_fn(params):
+        out, batch_stats, _ = _apply(state, params, x, train=True, key=key)
+        return state.loss(out, y, state.num_classes), (out, batch_stats)
+
+    (loss, (out, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    finite = jnp.isfinite(loss)
+    diverged = jnp.where((state.diverged_step < 0) & ~finite, state.step - 1, state.diverged_step)
+    state = state.replace(diverged_step=diverged)
+    names = [n for n in grads if n.startswith(("hidden_", "readout"))]
+    return state, {
+        "loss": loss,
+        "accuracy": state.loss.accuracy(out, y, state.num_classes),
+        "grad_norm": metrics.layer_norms(grads, sorted(names, key=_layer_order)),
+    }
+
+
+def _layer_order(name: str) -> tuple[int, int]:
+    return (1, 0) if name == "readout" else (0, int(name.split("_")[1]))
+
+
+def evaluate(state: TrainState, x: jax.Array, y: jax.Array) -> dict:
+    """Mean loss and accuracy over a whole split (inference mode), in chunks of EVAL_CHUNK."""
+    n = x.shape[0]
+    if n == 0:
+        nan = jnp.full((), jnp.nan)
+        return {"loss": nan, "accuracy": nan}
+    chunk = min(n, EVAL_CHUNK)
+    num_chunks = -(-n // chunk)
+    pad = num_chunks * chunk - n
+    xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((num_chunks, chunk) + x.shape[1:])
+    ys = jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)).reshape((num_chunks, chunk) + y.shape[1:])
+    mask = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk)
+
+    def body(totals, inputs):
+        xb, yb, mb = inputs
+        out, _, _ = _apply(state, state.params, xb, train=False)
+        per_loss = state.loss.per_example(out, yb, state.num_classes)
+        correct = (
+            state.loss.correct(out, yb).astype(jnp.float32)
+            if state.num_classes
+            else jnp.full((chunk,), jnp.nan)
+        )
+        return (totals[0] + jnp.sum(per_loss * mb), totals[1] + jnp.sum(correct * mb)), None
+
+    (loss_sum, correct_sum), _ = jax.lax.scan(body, (0.0, 0.0), (xs, ys, mask))
+    return {"loss": loss_sum / n, "accuracy": correct_sum / n}
+
+
+def probe(state: TrainState, x: jax.Array, y: jax.Array, depth: int) -> dict:
+    """Per-layer gradient norms and activation statistics on a fixed batch (inference mode)."""
+
+    def loss_fn(params):
+        out, _, inter = _apply(state, params, x, train=False, capture=True)
+        return state.loss(out, y, state.num_classes), inter
+
+    grads, inter = jax.grad(loss_fn, has_aux=True)(state.params)
+    mean, std = metrics.activation_stats(inter, depth)
+    return {
+        "grad_norm": metrics.layer_norms(grads, layer_names(depth)),
+        "activation_mean": mean,
+        "activation_std": std,
+    }
+
+
+def corrupt_labels(key: jax.Array, y: jax.Array, fraction, num_classes: int) -> jax.Array:
+    """Replaces each label, with probability `fraction`, by a uniformly random class (Zhang et al. 2017)."""
+    if num_classes == 0:
+        return y
+    flip_key, label_key = jax.random.split(key)
+    flip = jax.random.uniform(flip_key, y.shape) < fraction
+    return jnp.where(flip, jax.random.randint(label_key, y.shape, 0, num_classes), y)
+
+
+def create_train_state(
+    cfg: Config, model: MLP, tx: optax.GradientTransformation, key: jax.Array,
+    x_sample: jax.Array, hparams: Hyperparams, num_classes: int,
+) -> TrainState:
+    """Initial parameters (kernels scaled by `init_scale`) and optimizer state."""
+    init_key, dropout_key = jax.random.split(key)
+    variables = model.init(init_key, x_sample)
+    params = initializers.scale_kernels(variables["params"], hparams.init_scale)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        apply_fn=model.apply,
+        params=params,
+        tx=tx,
+        opt_state=optim.init_with(tx, params, hparams.learning_rate, hparams.weight_decay),
+        batch_stats=variables.get("batch_stats", {}),
+        dropout_key=dropout_key,
+        dropout_rate=hparams.dropout_rate,
+        diverged_step=jnp.asarray(-1, jnp.int32),
+        loss=losses.get(cfg.loss),
+        num_classes=num_classes,
+        use_dropout=model.dropout_rate > 0,
+    )
+
+
+def steps_per_epoch(cfg: Config, num_train: int) -> int:
+    return num_train // cfg.batch_size
+
+
+def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None):
+    """Returns `train(key, data, hparams=None) -> TrainResult`, a pure function of its inputs.
+
+    `hparams` (a Hyperparams of scalars, defaulting to the config's values) carries the
+    numeric settings so `jax.vmap` can sweep them; set `vmapped_dropout=True` when the
+    dropout rate varies across the ensemble and may be zero for some members.
+    """
+    loss = losses.get(cfg.loss)
+    use_dropout = cfg.dropout_rate > 0 if vmapped_dropout is None else vmapped_dropout
+
+    def train(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None) -> TrainResult:
+        hparams = Hyperparams.from_config(cfg) if hparams is None else hparams
+        n = data.x_train.shape[0]
+        spe = steps_per_epoch(cfg, n)
+        total_steps = cfg.num_epochs * spe
+        target_dim = 1 if data.y_train.ndim == 1 else data.y_train.shape[-1]
+        model = make_model(cfg.replace(dropout_rate=0.5 if use_dropout else 0.0),
+                           loss.num_outputs(data.num_classes, target_dim))
+        tx = optim.make_optimizer(
+            cfg.optimizer, momentum=cfg.momentum, schedule=cfg.schedule, total_steps=total_steps,
+            warmup_steps=cfg.warmup_steps, grad_clip_norm=cfg.grad_clip_norm,
+        )
+        init_key, data_key, noise_key = jax.random.split(key, 3)
+        state = create_train_state(cfg, model, tx, init_key, data.x_train[:1], hparams, data.num_classes)
+        y_train = corrupt_labels(noise_key, data.y_train, hparams.label_noise, data.num_classes)
+        x_probe, y_probe = data.x_train[:PROBE_EXAMPLES], y_train[:PROBE_EXAMPLES]
+
+        def measure(state, batch_loss):
+            row = {"step": state.step, "batch_loss": batch_loss}
+            for split, (x, y) in {"train": (data.x_train, y_train), "val": (data.x_val, data.y_val),
+                                  "test": (data.x_test, data.y_test)}.items():
+                for name, value in evaluate(state, x, y).items():
+                    row[f"{split}_{name}"] = value
+            row.update(probe(state, x_probe, y_probe, cfg.depth))
+            return row
+
+        def epoch(state, epoch_index):
+            perm = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
+            batches = perm[: spe * cfg.batch_size].reshape(spe, cfg.batch_size)
+
+            def step(state, idx):
+                state, step_metrics = train_step(state, (data.x_train[idx], y_train[idx]))
+                return state, step_metrics["loss"]
+
+            state, batch_losses = jax.lax.scan(step, state, batches)
+            return state, jnp.mean(batch_losses)
+
+        def chunk(state, chunk_index):
+            epochs = chunk_index * cfg.eval_every_epochs + jnp.arange(cfg.eval_every_epochs)
+            state, epoch_losses = jax.lax.scan(epoch, state, epochs)
+            return state, measure(state, jnp.mean(epoch_losses))
+
+        initial = measure(state, jnp.full((), jnp.nan))
+        state, rows = jax.lax.scan(chunk, state, jnp.arange(cfg.num_epochs // cfg.eval_every_epochs))
+        history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), initial, rows)
+        return TrainResult(state.params, state.batch_stats, history, state.diverged_step)
+
+    return train

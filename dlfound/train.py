@@ -109,32 +109,50 @@ def _layer_order(name: str) -> tuple[int, int]:
     return (1, 0) if name == "readout" else (0, int(name.split("_")[1]))
 
 
-def evaluate(state: TrainState, x: jax.Array, y: jax.Array) -> dict:
-    """Mean loss and accuracy over a whole split (inference mode), in chunks of EVAL_CHUNK."""
+def per_example_scores(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Loss and correctness (NaN for regression) of every example, in chunks of EVAL_CHUNK."""
     n = x.shape[0]
-    if n == 0:
-        nan = jnp.full((), jnp.nan)
-        return {"loss": nan, "accuracy": nan}
-    chunk = min(n, EVAL_CHUNK)
+    chunk = max(1, min(n, EVAL_CHUNK))
     num_chunks = -(-n // chunk)
     pad = num_chunks * chunk - n
-    xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((num_chunks, chunk) + x.shape[1:])
-    ys = jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)).reshape((num_chunks, chunk) + y.shape[1:])
-    mask = (jnp.arange(num_chunks * chunk) < n).reshape(num_chunks, chunk)
 
-    def body(totals, inputs):
-        xb, yb, mb = inputs
+    def score(xb, yb):
         out, _, _ = _apply(state, state.params, xb, train=False)
         per_loss = state.loss.per_example(out, yb, state.num_classes)
-        correct = (
-            state.loss.correct(out, yb).astype(jnp.float32)
-            if state.num_classes
-            else jnp.full((chunk,), jnp.nan)
-        )
-        return (totals[0] + jnp.sum(per_loss * mb), totals[1] + jnp.sum(correct * mb)), None
+        if not state.num_classes:
+            return per_loss, jnp.full(per_loss.shape, jnp.nan)
+        return per_loss, state.loss.correct(out, yb).astype(jnp.float32)
 
-    (loss_sum, correct_sum), _ = jax.lax.scan(body, (0.0, 0.0), (xs, ys, mask))
-    return {"loss": loss_sum / n, "accuracy": correct_sum / n}
+    if num_chunks == 1:
+        return score(x, y)
+    xs = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape((num_chunks, chunk) + x.shape[1:])
+    ys = jnp.pad(y, [(0, pad)] + [(0, 0)] * (y.ndim - 1)).reshape((num_chunks, chunk) + y.shape[1:])
+    per_loss, correct = jax.lax.map(lambda xy: score(*xy), (xs, ys))
+    return per_loss.reshape(-1)[:n], correct.reshape(-1)[:n]
+
+
+def evaluate(state: TrainState, x: jax.Array, y: jax.Array) -> dict:
+    """Mean loss and accuracy over a whole split (inference mode); NaN for an empty split."""
+    if x.shape[0] == 0:
+        nan = jnp.full((), jnp.nan)
+        return {"loss": nan, "accuracy": nan}
+    per_loss, correct = per_example_scores(state, x, y)
+    return {"loss": jnp.mean(per_loss), "accuracy": jnp.mean(correct)}
+
+
+def evaluate_splits(state: TrainState, splits: dict) -> dict:
+    """`evaluate` on several splits in one pass over their concatenation (one compiled graph)."""
+    sizes = [x.shape[0] for x, _ in splits.values()]
+    x_all = jnp.concatenate([x for x, _ in splits.values()])
+    y_all = jnp.concatenate([y for _, y in splits.values()])
+    per_loss, correct = per_example_scores(state, x_all, y_all)
+    row, start = {}, 0
+    for name, size in zip(splits, sizes):
+        for metric, values in (("loss", per_loss), ("accuracy", correct)):
+            part = values[start:start + size]
+            row[f"{name}_{metric}"] = jnp.mean(part) if size else jnp.full((), jnp.nan)
+        start += size
+    return row
 
 
 def probe(state: TrainState, x: jax.Array, y: jax.Array, depth: int) -> dict:
@@ -217,12 +235,11 @@ def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None):
         y_train = corrupt_labels(noise_key, data.y_train, hparams.label_noise, data.num_classes)
         x_probe, y_probe = data.x_train[:PROBE_EXAMPLES], y_train[:PROBE_EXAMPLES]
 
+        splits = {"train": (data.x_train, y_train), "val": (data.x_val, data.y_val),
+                  "test": (data.x_test, data.y_test)}
+
         def measure(state, batch_loss):
-            row = {"step": state.step, "batch_loss": batch_loss}
-            for split, (x, y) in {"train": (data.x_train, y_train), "val": (data.x_val, data.y_val),
-                                  "test": (data.x_test, data.y_test)}.items():
-                for name, value in evaluate(state, x, y).items():
-                    row[f"{split}_{name}"] = value
+            row = {"step": state.step, "batch_loss": batch_loss, **evaluate_splits(state, splits)}
             row.update(probe(state, x_probe, y_probe, cfg.depth))
             return row
 
@@ -237,14 +254,21 @@ def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None):
             state, batch_losses = jax.lax.scan(step, state, batches)
             return state, jnp.mean(batch_losses)
 
-        def chunk(state, chunk_index):
+        def train_chunk(state, chunk_index):
             epochs = chunk_index * cfg.eval_every_epochs + jnp.arange(cfg.eval_every_epochs)
             state, epoch_losses = jax.lax.scan(epoch, state, epochs)
-            return state, measure(state, jnp.mean(epoch_losses))
+            return state, jnp.mean(epoch_losses)
 
-        initial = measure(state, jnp.full((), jnp.nan))
-        state, rows = jax.lax.scan(chunk, state, jnp.arange(cfg.num_epochs // cfg.eval_every_epochs))
-        history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), initial, rows)
+        def chunk(state, index):
+            # Index 0 only measures the initial model; the predicate is unbatched under vmap,
+            # so this stays a real branch and the evaluation graph is compiled once.
+            state, batch_loss = jax.lax.cond(
+                index > 0, train_chunk, lambda s, _: (s, jnp.full((), jnp.nan)), state, index - 1
+            )
+            return state, measure(state, batch_loss)
+
+        num_evals = cfg.num_epochs // cfg.eval_every_epochs
+        state, history = jax.lax.scan(chunk, state, jnp.arange(num_evals + 1))
         return TrainResult(state.params, state.batch_stats, history, state.diverged_step)
 
     return train

@@ -1,0 +1,93 @@
+"""The `npz:PATH` loader: a user's own arrays, checked key by key with errors that name the problem."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from dlfound.data.dataset import Dataset
+from dlfound.data.normalize import standardize
+from dlfound.data.splits import carve_validation
+from dlfound.errors import ConfigError
+
+PREFIX = "npz:"
+REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+
+def npz_path(name: str) -> Path:
+    """The file named by "npz:PATH"; ConfigError if it does not exist."""
+    path = Path(name[len(PREFIX):]).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"dataset {name!r}: no such file {str(path)!r}")
+    return path
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path} is not a readable .npz file ({exc})") from None
+
+
+def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
+    """Integer class labels of shape (N,); float targets of shape (N, T) pass through as float32."""
+    if y.ndim == 2 and np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise ConfigError(f"{path}: {key} contains NaN or inf")
+        return y.astype(np.float32)
+    if y.ndim != 1:
+        raise ConfigError(f"{path}: {key} has shape {y.shape}; expected (N,) class labels or (N, T) float targets")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
+        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y) & (y == np.round(y))):
+            raise ConfigError(f"{path}: {key} must hold integer class labels (found dtype {y.dtype})")
+    if y.size and y.min() < 0:
+        raise ConfigError(f"{path}: {key} has negative label {y.min()}; labels must be 0..C-1")
+    return y.astype(np.int32)
+
+
+def _check(arrays: dict[str, np.ndarray], path: Path) -> None:
+    missing = [k for k in REQUIRED if k not in arrays]
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        missing.append("y_val" if "x_val" in arrays else "x_val")
+    if missing:
+        raise ConfigError(f"{path} lacks key(s) {', '.join(missing)}; needs {', '.join(REQUIRED)} "
+                          "(x_val, y_val optional, together)")
+    for split in ("train", "val", "test"):
+        if f"x_{split}" not in arrays:
+            continue
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) != len(y):
+            raise ConfigError(f"{path}: x_{split} has {len(x)} examples but y_{split} has {len(y)}")
+        if len(x) == 0 and split != "val":
+            raise ConfigError(f"{path}: the {split} split is empty")
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise ConfigError(f"{path}: x_{split} contains NaN or inf (or is not numeric)")
+    shapes = {arrays[k].shape[1:] for k in arrays if k.startswith("x_")}
+    if len(shapes) > 1:
+        raise ConfigError(f"{path}: the x arrays disagree on the example shape: {sorted(shapes)}")
+
+
+def load_npz(name: str, *, validation_fraction: float = 0.1, seed: int = 0,
+             normalize: str = "scalar") -> Dataset:
+    """Loads "npz:PATH"; x_val/y_val are used if present, else carved from train with `seed`.
+
+    1-D integer y are class labels (num_classes = max label + 1); 2-D float y are regression targets.
+    """
+    path = npz_path(name)
+    arrays = _read(path)
+    _check(arrays, path)
+    ys = {k: _labels(arrays[k], k, path) for k in arrays if k in ("y_train", "y_val", "y_test")}
+    kinds = {y.ndim for y in ys.values()}
+    if len(kinds) > 1:
+        raise ConfigError(f"{path}: the y arrays mix class labels and regression targets")
+    x, y = arrays["x_train"], ys["y_train"]
+    if "x_val" in arrays:
+        x_val, y_val = arrays["x_val"], ys["y_val"]
+    else:
+        x, y, x_val, y_val = carve_validation(x, y, validation_fraction, seed)
+    x, x_val, x_test = standardize(x, x_val, arrays["x_test"], mode=normalize)
+    num_classes = int(max(int(v.max()) for v in ys.values() if v.size) + 1) if kinds == {1} else 0
+    return Dataset(x, y, x_val, y_val, x_test, ys["y_test"], name=name, num_classes=num_classes)

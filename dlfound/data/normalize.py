@@ -7,6 +7,19 @@ import numpy as np
 from dlfound.errors import ConfigError
 
 MODES = ("scalar", "feature", "none")
+_CHUNK = 1 << 22  # values per chunk when summing squares: bounded float32 temporaries
+
+
+def _mean_std(x: np.ndarray, per_feature: bool) -> tuple[np.ndarray, np.ndarray]:
+    rows = x.reshape(len(x), -1)
+    axis = 0 if per_feature else None
+    mean = rows.mean(axis=axis, dtype=np.float64)
+    squares = np.zeros_like(mean)
+    for chunk in np.array_split(rows, max(1, rows.size // _CHUNK)):
+        squares = squares + np.square(chunk - mean.astype(np.float32)).sum(axis=axis, dtype=np.float64)
+    std = np.sqrt(squares / (len(rows) if per_feature else rows.size))
+    shape = x.shape[1:] if per_feature else ()
+    return mean.reshape(shape), np.where(std > 0, std, 1.0).reshape(shape)
 
 
 def standardize(x_train: np.ndarray, *others: np.ndarray, mode: str = "scalar") -> list[np.ndarray]:
@@ -20,8 +33,6 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, mode: str = "scalar") 
     arrays = [np.asarray(a, dtype=np.float32) for a in (x_train, *others)]
     if mode == "none" or x_train.size == 0:
         return arrays
-    axis = None if mode == "scalar" else 0
-    mean = arrays[0].mean(axis=axis, dtype=np.float64)
-    std = arrays[0].std(axis=axis, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    return [((a - mean) / std).astype(np.float32) for a in arrays]
+    mean, std = _mean_std(arrays[0], per_feature=mode == "feature")
+    mean, std = mean.astype(np.float32), std.astype(np.float32)
+    return [(a - mean) / std for a in arrays]

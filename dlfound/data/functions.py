@@ -1,4 +1,4 @@
-"""Seeded 1-D tasks: the sawtooth (Telgarsky's tent-map composition) and regression functions sin/abs/bump/step."""
+"""Seeded 1-D tasks: the sawtooth (Telgarsky's tent-map composition) and regressions sin/abs/bump/step."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def sawtooth(*, k: Optional[int] = None, teeth: Optional[int] = None, task: str 
         if task == "classification":
             splits += [x.astype(np.float32), (height[:, 0] > 0.5).astype(np.int32)]
         else:
-            splits += [x.astype(np.float32), (height + noise * rng.standard_normal(x.shape)).astype(np.float32)]
+            target = height + noise * rng.standard_normal(x.shape)
+            splits += [x.astype(np.float32), target.astype(np.float32)]
     return Task(*splits, num_classes=2 if task == "classification" else 0)
 
 

@@ -39,7 +39,7 @@ def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
             raise ConfigError(f"{path}: {key} contains NaN or inf")
         return y.astype(np.float32)
     if y.ndim != 1:
-        raise ConfigError(f"{path}: {key} has shape {y.shape}; expected (N,) class labels or (N, T) float targets")
+        raise ConfigError(f"{path}: {key} has shape {y.shape}; expected (N,) labels or (N, T) float targets")
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
         if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y) & (y == np.round(y))):
             raise ConfigError(f"{path}: {key} must hold integer class labels (found dtype {y.dtype})")

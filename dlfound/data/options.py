@@ -33,7 +33,8 @@ def positive_int(name: str, value) -> int:
 
 def nonnegative(name: str, value) -> float:
     """`value` as a finite float >= 0, or a ConfigError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0:
         raise ConfigError(f"invalid {name}={value!r}; allowed: a finite number >= 0")
     return float(value)
 

@@ -1,0 +1,101 @@
+"""Train many models of one structure in one compiled program, sharded over every device.
+
+Members differ only in their seed's key and numeric hyperparameters (`Hyperparams`), so
+`jax.vmap` stacks them; `jax.shard_map` splits the stacked model axis across the mesh of
+all devices (one XLA CPU device per core, or several GPUs/TPUs; across hosts after
+`jax.distributed.initialize`). Models never communicate, so every device trains its
+share independently.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
+
+from dlfound.config import VMAPPABLE, Config
+from dlfound.data.dataset import Dataset
+from dlfound.train import Hyperparams, TrainResult, make_train
+
+AXIS = "models"
+MEMORY_BUDGET_BYTES = 4 * 2**30  # one program's working set; bigger ensembles run in chunks
+
+
+def model_mesh() -> jax.sharding.Mesh:
+    """A 1-D mesh over all devices of all processes, named `models`."""
+    return jax.make_mesh((jax.device_count(),), (AXIS,))
+
+
+def member_hyperparams(cfg: Config, members: Sequence[dict]) -> Hyperparams:
+    """Stacks each member's numeric hyperparameters (missing ones from `cfg`)."""
+    columns = {name: [m.get(name, getattr(cfg, name)) for m in members] for name in VMAPPABLE}
+    return Hyperparams(**{k: jnp.asarray(v, jnp.float32) for k, v in columns.items()})
+
+
+def estimate_bytes_per_model(cfg: Config, data: Dataset) -> int:
+    """Rough float32 working set of one member: parameters x 6 (params, grads, optimizer
+    moments, updates) plus activations of a training batch and an evaluation chunk."""
+    sizes = [int(np.prod(data.input_shape)), *cfg.widths, max(data.num_classes, 1)]
+    params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    units = sum(sizes[1:])
+    eval_rows = min(8192, data.num_train + len(data.x_val) + len(data.x_test))
+    return 4 * (6 * params + 3 * (cfg.batch_size + eval_rows) * units)
+
+
+def chunk_size(cfg: Config, data: Dataset, num_members: int, budget: int = MEMORY_BUDGET_BYTES) -> int:
+    """Members per program so one program stays within `budget` (a multiple of the devices)."""
+    devices = jax.device_count()
+    fit = max(1, budget // max(estimate_bytes_per_model(cfg, data), 1))
+    fit = max(devices, fit // devices * devices)
+    return min(fit, math.ceil(num_members / devices) * devices)
+
+
+def _sharded_train(train_fn: Callable, mesh) -> Callable:
+    spec = PartitionSpec(AXIS)
+    fn = jax.shard_map(
+        jax.vmap(train_fn, in_axes=(0, None, 0)), mesh=mesh,
+        in_specs=(spec, PartitionSpec(), spec), out_specs=spec, check_vma=False,
+    )
+    return jax.jit(fn)
+
+
+def _to_host(tree) -> dict:
+    if jax.process_count() > 1:
+        tree = multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, tree)
+
+
+def train_ensemble(
+    cfg: Config, data: Dataset, seeds: Sequence[int], members: Sequence[dict] | None = None,
+    *, budget: int = MEMORY_BUDGET_BYTES, vmapped_dropout: bool | None = None,
+) -> TrainResult:
+    """Trains one model per (seed, hyperparameter member) pair; arrays gain a leading model axis.
+
+    Model i uses key `jax.random.key(seed_i)`, the same key in every cell of a sweep
+    (common random numbers), so comparisons across cells are paired.
+    """
+    members = list(members) if members is not None else [{} for _ in seeds]
+    if len(members) != len(seeds):
+        raise ValueError(f"{len(seeds)} seeds but {len(members)} hyperparameter members")
+    if vmapped_dropout is None:
+        vmapped_dropout = any(m.get("dropout_rate", cfg.dropout_rate) > 0 for m in members)
+    mesh = model_mesh()
+    run = _sharded_train(make_train(cfg, vmapped_dropout=vmapped_dropout), mesh)
+    sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+    per_program = chunk_size(cfg, data, len(seeds), budget)
+    data = jax.device_put(data, NamedSharding(mesh, PartitionSpec()))
+    parts = []
+    for start in range(0, len(seeds), per_program):
+        idx = list(range(start, min(start + per_program, len(seeds))))
+        idx += [idx[-1]] * (per_program - len(idx))  # pad to a fixed shape: one compile
+        keys = jax.vmap(jax.random.key)(jnp.asarray([seeds[i] for i in idx], jnp.uint32))
+        hparams = member_hyperparams(cfg, [members[i] for i in idx])
+        keys, hparams = jax.device_put((keys, hparams), sharding)
+        parts.append(_to_host(run(keys, data, hparams)))
+    out = jax.tree.map(lambda *xs: np.concatenate(xs)[: len(seeds)], *parts)
+    return out

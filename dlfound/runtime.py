@@ -1,0 +1,38 @@
+"""Process-level JAX settings: one CPU device per core and a persistent compilation cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _backend_started() -> bool:
+    from jax._src import xla_bridge
+
+    return bool(getattr(xla_bridge, "_backends", {}))
+
+
+def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -> None:
+    """Splits the CPU into one XLA device per usable core and enables the compilation cache.
+
+    Must run before the first JAX computation; later calls leave the device count alone.
+    An ensemble's model axis is sharded over these devices, so every core trains models
+    (the same code path as several GPUs). `DLFOUND_CPU_DEVICES` overrides the count.
+    """
+    if not _backend_started():
+        count = cpu_devices or int(os.environ.get("DLFOUND_CPU_DEVICES", 0)) or usable_cores()
+        jax.config.update("jax_num_cpu_devices", count)
+    cache = cache_dir or os.environ.get("DLFOUND_JAX_CACHE") or str(Path.home() / ".cache" / "dlfound" / "jax")
+    if cache.lower() != "off":
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -63,6 +63,9 @@ class Sweep:
                 for value in column:
                     config_lib.validate(cfg.replace(**{name: value}))
             out.append(Cell(cell_id(axes), cfg, axes))
+        ids = [c.id for c in out]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"grid has repeated values: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
         return out
 
     def members(self, seeds: Sequence[int]) -> tuple[list[int], list[dict]]:
@@ -135,8 +138,13 @@ class Progress:
 def run_sweep(
     sweep: Sweep, data: Union[Dataset, Callable[[Config], Dataset]], seeds: Sequence[int],
     run_dir: Optional[RunDir] = None, *, quiet: bool = False,
+    on_result: Optional[Callable[[Cell, object], None]] = None,
 ) -> "Table":
-    """Trains every unfinished cell (finished ones are read back) and returns all rows."""
+    """Trains every unfinished cell (finished ones are read back) and returns all rows.
+
+    `on_result(cell, result)` sees each freshly trained cell's TrainResult (with final
+    parameters) before its rows are committed, e.g. to save weights next to the rows.
+    """
     cells = sweep.cells()
     seeds = [int(s) for s in seeds]
     model_seeds, members = sweep.members(seeds)
@@ -157,6 +165,8 @@ def run_sweep(
         result = train_ensemble(cell.cfg, datasets.pop(cell.id), model_seeds, members,
                                 vmapped_dropout=vmapped_dropout)
         cell_rows = _rows(cell, model_seeds, members, result)
+        if on_result is not None:
+            on_result(cell, result)
         if run_dir is not None:
             run_dir.append_cell(cell.id, cell_rows)
         rows.extend(cell_rows)
@@ -181,17 +191,22 @@ class Table:
             raise KeyError(f"no results for cell {cell!r}; cells: {', '.join(self._by_cell)}")
         return self._by_cell[cell]
 
-    def history(self, cell: str, metric: str, **member) -> np.ndarray:
-        """Metric per model (rows, matching `member` values such as seed) per evaluation."""
+    def history(self, cell: str, metric: str, *, layer: Optional[int] = None, **member) -> np.ndarray:
+        """Metric per model (rows, matching `member` values such as seed) per evaluation.
+
+        Per-layer metrics (grad_norm, activation_mean, activation_std) need `layer`
+        (negative counts from the output: -1 is the readout for grad_norm).
+        """
         rows = [r for r in self._cell(cell) if all(math.isclose(r[k], v) for k, v in member.items())]
         models = sorted({r["model"] for r in rows})
         evals = sorted({r["eval"] for r in rows})
-        index = {(r["model"], r["eval"]): r[metric] for r in rows}
+        pick = (lambda v: v) if layer is None else (lambda v: v[layer])
+        index = {(r["model"], r["eval"]): pick(r[metric]) for r in rows}
         return np.array([[index[(m, t)] for t in evals] for m in models], dtype=float)
 
-    def final(self, cell: str, metric: str, **member) -> np.ndarray:
+    def final(self, cell: str, metric: str, *, layer: Optional[int] = None, **member) -> np.ndarray:
         """Metric at the last evaluation, one value per model."""
-        return self.history(cell, metric, **member)[:, -1]
+        return self.history(cell, metric, layer=layer, **member)[:, -1]
 
     def steps(self, cell: str) -> np.ndarray:
         """Training step of each evaluation."""

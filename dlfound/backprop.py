@@ -242,7 +242,8 @@ def loss_and_grads(params: Params, x_BxD, y, activation: str, loss: str, output:
     """(loss, grads) by forward + hand-written backward; the from-scratch `jax.value_and_grad`."""
     output = resolve_output(loss, output)
     _, cache = forward(params, x_BxD, activation, output)
-    return loss_from_logits(cache["z"][-1], y, loss, output), backward(params, cache, y, activation, loss, output)
+    grads = backward(params, cache, y, activation, loss, output)
+    return loss_from_logits(cache["z"][-1], y, loss, output), grads
 
 
 def sgd_update(params: Params, grads: Params, lr) -> Params:

@@ -64,24 +64,31 @@ class ThresholdNetwork(nn.Module):
         return h
 
 
-def _configured(module: nn.Module, num_inputs: int):
-    """(module, variables): the variables hold exactly the hand-set weights (no randomness used)."""
-    return module, module.init(jax.random.key(0), jnp.zeros((1, num_inputs), jnp.float32))
+def _unit_params(weights, threshold):
+    """The params `ThresholdUnit(weights, threshold).init` creates, built without running the unit."""
+    return {"weights": jnp.asarray(weights, jnp.float32), "threshold": jnp.asarray(threshold, jnp.float32)}
+
+
+def _configured(module: nn.Module):
+    """(module, variables) holding exactly the hand-set weights (what `module.init` would return)."""
+    if isinstance(module, ThresholdUnit):
+        return module, {"params": _unit_params(module.weights, module.threshold)}
+    return module, {"params": {f"layer_{i}": _unit_params(*layer) for i, layer in enumerate(module.layers)}}
 
 
 def and_gate(n: int = 2):
     """n-input AND: 1[x_1 + ... + x_n >= n]. Returns (ThresholdUnit, variables)."""
-    return _configured(ThresholdUnit((1.0,) * n, float(n)), n)
+    return _configured(ThresholdUnit((1.0,) * n, float(n)))
 
 
 def or_gate(n: int = 2):
     """n-input OR: 1[x_1 + ... + x_n >= 1]. Returns (ThresholdUnit, variables)."""
-    return _configured(ThresholdUnit((1.0,) * n, 1.0), n)
+    return _configured(ThresholdUnit((1.0,) * n, 1.0))
 
 
 def not_gate():
     """NOT: 1[-x >= 0]. M&P used absolute inhibition; a weight of -1 is the modern equivalent."""
-    return _configured(ThresholdUnit((-1.0,), 0.0), 1)
+    return _configured(ThresholdUnit((-1.0,), 0.0))
 
 
 def xor_network():
@@ -90,7 +97,7 @@ def xor_network():
     Returns: (ThresholdNetwork, variables).
     """
     layers = ((((1.0, 1.0), (1.0, 1.0)), (1.0, 2.0)), ((1.0, -1.0), 1.0))
-    return _configured(ThresholdNetwork(layers), 2)
+    return _configured(ThresholdNetwork(layers))
 
 
 def parity_network(n: int):
@@ -101,7 +108,7 @@ def parity_network(n: int):
     """
     hidden = (tuple((1.0,) * n for _ in range(n)), tuple(float(j) for j in range(1, n + 1)))
     readout = (tuple(float((-1) ** j) for j in range(n)), 1.0)
-    return _configured(ThresholdNetwork((hidden, readout)), n)
+    return _configured(ThresholdNetwork((hidden, readout)))
 
 
 class Perceptron(nn.Module):

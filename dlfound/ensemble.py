@@ -56,12 +56,26 @@ def chunk_size(cfg: Config, data: Dataset, num_members: int, budget: int = MEMOR
 
 
 def _sharded_train(train_fn: Callable, mesh) -> Callable:
+    """jit(shard_map(vmap(train))): takes uint32 seeds, replicated data and stacked hparams."""
     spec = PartitionSpec(AXIS)
+
+    def train_from_seed(seed, data, hparams):
+        return train_fn(jax.random.key(seed), data, hparams)
+
     fn = jax.shard_map(
-        jax.vmap(train_fn, in_axes=(0, None, 0)), mesh=mesh,
+        jax.vmap(train_from_seed, in_axes=(0, None, 0)), mesh=mesh,
         in_specs=(spec, PartitionSpec(), spec), out_specs=spec, check_vma=False,
     )
     return jax.jit(fn)
+
+
+def _global(tree, sharding):
+    """Global arrays from host values present in full on every process."""
+    def put(leaf):
+        leaf = np.asarray(leaf)
+        return jax.make_array_from_callback(leaf.shape, sharding, lambda index: leaf[index])
+
+    return jax.tree.map(put, tree)
 
 
 def _to_host(tree) -> dict:
@@ -88,14 +102,14 @@ def train_ensemble(
     run = _sharded_train(make_train(cfg, vmapped_dropout=vmapped_dropout), mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
     per_program = chunk_size(cfg, data, len(seeds), budget)
-    data = jax.device_put(data, NamedSharding(mesh, PartitionSpec()))
+    data = _global(data, NamedSharding(mesh, PartitionSpec()))
     parts = []
     for start in range(0, len(seeds), per_program):
         idx = list(range(start, min(start + per_program, len(seeds))))
         idx += [idx[-1]] * (per_program - len(idx))  # pad to a fixed shape: one compile
-        keys = jax.vmap(jax.random.key)(jnp.asarray([seeds[i] for i in idx], jnp.uint32))
+        model_seeds = np.asarray([seeds[i] for i in idx], np.uint32)
         hparams = member_hyperparams(cfg, [members[i] for i in idx])
-        keys, hparams = jax.device_put((keys, hparams), sharding)
-        parts.append(_to_host(run(keys, data, hparams)))
+        model_seeds, hparams = _global((model_seeds, hparams), sharding)
+        parts.append(_to_host(run(model_seeds, data, hparams)))
     out = jax.tree.map(lambda *xs: np.concatenate(xs)[: len(seeds)], *parts)
     return out

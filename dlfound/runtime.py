@@ -22,16 +22,32 @@ def _backend_started() -> bool:
     return bool(getattr(xla_bridge, "_backends", {}))
 
 
+def is_writer() -> bool:
+    """Whether this process writes results (process 0 of a multi-process run)."""
+    return jax.process_index() == 0
+
+
 def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -> None:
     """Splits the CPU into one XLA device per usable core and enables the compilation cache.
 
     Must run before the first JAX computation; later calls leave the device count alone.
     An ensemble's model axis is sharded over these devices, so every core trains models
     (the same code path as several GPUs). `DLFOUND_CPU_DEVICES` overrides the count.
+    With `DLFOUND_COORDINATOR=host:port`, `DLFOUND_NUM_PROCESSES` and `DLFOUND_PROCESS_ID`
+    set, the process joins a multi-process run: each trains its share of every ensemble
+    and process 0 writes the results.
     """
     if not _backend_started():
         count = cpu_devices or int(os.environ.get("DLFOUND_CPU_DEVICES", 0)) or usable_cores()
         jax.config.update("jax_num_cpu_devices", count)
+        if os.environ.get("DLFOUND_COORDINATOR"):
+            # Several hosts (or processes): JAX's multi-controller runtime, CPU collectives via gloo.
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            jax.distributed.initialize(
+                coordinator_address=os.environ["DLFOUND_COORDINATOR"],
+                num_processes=int(os.environ["DLFOUND_NUM_PROCESSES"]),
+                process_id=int(os.environ["DLFOUND_PROCESS_ID"]),
+            )
     cache = cache_dir or os.environ.get("DLFOUND_JAX_CACHE") or str(Path.home() / ".cache" / "dlfound" / "jax")
     if cache.lower() != "off":
         jax.config.update("jax_compilation_cache_dir", cache)

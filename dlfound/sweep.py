@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from dlfound import config as config_lib
+from dlfound import runtime
 from dlfound.config import VMAPPABLE, Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
@@ -167,7 +168,7 @@ def run_sweep(
         cell_rows = _rows(cell, model_seeds, members, result)
         if on_result is not None:
             on_result(cell, result)
-        if run_dir is not None:
+        if run_dir is not None and runtime.is_writer():
             run_dir.append_cell(cell.id, cell_rows)
         rows.extend(cell_rows)
         progress.update(cell, len(model_seeds), time.time() - start)

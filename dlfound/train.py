@@ -208,6 +208,23 @@ def steps_per_epoch(cfg: Config, num_train: int) -> int:
     return num_train // cfg.batch_size
 
 
+def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, batch_size: int):
+    """One epoch: a fresh permutation of (x, y), then `train_step` on each full batch.
+
+    The last partial batch is dropped. Returns the state and the mean minibatch loss.
+    """
+    n = x.shape[0]
+    num_steps = n // batch_size
+    batches = jax.random.permutation(key, n)[: num_steps * batch_size].reshape(num_steps, batch_size)
+
+    def step(state, idx):
+        state, step_metrics = train_step(state, (x[idx], y[idx]))
+        return state, step_metrics["loss"]
+
+    state, batch_losses = jax.lax.scan(step, state, batches)
+    return state, jnp.mean(batch_losses)
+
+
 def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None):
     """Returns `train(key, data, hparams=None) -> TrainResult`, a pure function of its inputs.
 
@@ -244,15 +261,8 @@ def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None):
             return row
 
         def epoch(state, epoch_index):
-            perm = jax.random.permutation(jax.random.fold_in(data_key, epoch_index), n)
-            batches = perm[: spe * cfg.batch_size].reshape(spe, cfg.batch_size)
-
-            def step(state, idx):
-                state, step_metrics = train_step(state, (data.x_train[idx], y_train[idx]))
-                return state, step_metrics["loss"]
-
-            state, batch_losses = jax.lax.scan(step, state, batches)
-            return state, jnp.mean(batch_losses)
+            key = jax.random.fold_in(data_key, epoch_index)
+            return train_epoch(state, data.x_train, y_train, key, cfg.batch_size)
 
         def train_chunk(state, chunk_index):
             epochs = chunk_index * cfg.eval_every_epochs + jnp.arange(cfg.eval_every_epochs)

@@ -20,6 +20,7 @@ from flax.training import train_state
 from dlfound import initializers, losses, metrics, optim
 from dlfound.config import VMAPPABLE, Config
 from dlfound.data.dataset import Dataset
+from dlfound.errors import unknown_name
 from dlfound.models import MLP, layer_names, make_model
 
 PROBE_EXAMPLES = 512  # fixed training examples for per-layer gradient and activation statistics
@@ -38,6 +39,10 @@ class Hyperparams:
 
     @classmethod
     def from_config(cls, cfg: Config, **overrides) -> "Hyperparams":
+        """The config's values with `overrides` applied; an override outside VMAPPABLE raises ConfigError."""
+        for name in overrides:
+            if name not in VMAPPABLE:
+                raise unknown_name("hyperparameter", name, VMAPPABLE)
         values = {name: overrides.get(name, getattr(cfg, name)) for name in VMAPPABLE}
         return cls(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
 

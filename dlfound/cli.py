@@ -1,0 +1,159 @@
+"""The command line every experiment shares.
+
+    python -m experiments.<name> [--quick] [--seeds N] [--out DIR] [--dataset NAME]
+                                 [--set key=value ...] [--from RUN_DIR] [--quiet]
+
+Bad input exits with status 2 and one line naming the value and the valid choices, before
+anything compiles. Results land in the run directory as they finish (see results.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+from dlfound import claims, config as config_lib, runtime
+from dlfound.config import Config
+from dlfound.errors import ConfigError
+from dlfound.results import RunDir, environment_info
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """An experiment: its name, docstring, base config, --quick changes, seeds and `run`."""
+
+    name: str
+    description: str
+    base: Config
+    quick_overrides: dict
+    default_seeds: int
+    run: Callable[["Context"], dict]
+
+
+@dataclasses.dataclass
+class Context:
+    """What `run` gets: the validated config, seeds, the run directory and flags."""
+
+    cfg: Config
+    seeds: list
+    quick: bool
+    run_dir: RunDir
+    quiet: bool
+    argv: list
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors become one-line ConfigErrors (exit status 2)."""
+
+    def error(self, message):
+        raise ConfigError(f"{message} (see --help)")
+
+
+def _seeds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --seeds {text!r}; allowed: an integer >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid --seeds {value}; allowed: an integer >= 1")
+    return value
+
+
+def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
+    summary = (experiment.description or "").strip().splitlines()
+    parser = _Parser(prog=f"python -m experiments.{experiment.name}", description=summary[0] if summary else None)
+    parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke test whose verdicts mean nothing")
+    parser.add_argument("--seeds", type=_seeds, default=None, help=f"seeds 0..N-1 (default {experiment.default_seeds})")
+    parser.add_argument("--out", default=None, help="run directory (default ./runs/<name>, or $DLFOUND_RUNS_DIR/<name>)")
+    parser.add_argument("--dataset", default=None, help="dataset name (see `dlfound list`)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set depth=4 (repeatable)")
+    parser.add_argument("--from", dest="from_dir", default=None, help="re-run the config and seeds of a run directory")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (also when $CI is set)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a different run already in --out (default: refuse)")
+    return parser
+
+
+def _default_out(name: str, from_dir: Optional[str]) -> Path:
+    if from_dir:
+        return Path(from_dir).with_name(Path(from_dir).name + "-rerun")
+    root = os.environ.get("DLFOUND_RUNS_DIR")
+    return Path(root) / name if root else Path("runs") / name
+
+
+def _read_run_config(path: str) -> dict:
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"--from {path!r} is not a run directory (no config.json there)")
+    from dlfound.results import read_json
+
+    return read_json(config_file)
+
+
+def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
+    """The config, seeds and quick flag from the flags (or from `--from RUN_DIR`)."""
+    if args.from_dir:
+        stored = _read_run_config(args.from_dir)
+        if stored.get("experiment") != experiment.name:
+            raise ConfigError(f"--from {args.from_dir!r} holds a run of {stored.get('experiment')!r}, "
+                              f"not {experiment.name!r}")
+        cfg = Config.from_dict(stored["config"])
+        seeds, quick = list(stored["seeds"]), bool(stored["quick"])
+    else:
+        cfg, quick = experiment.base, args.quick
+        if quick:
+            cfg = cfg.replace(**experiment.quick_overrides)
+        seeds = list(range(args.seeds or experiment.default_seeds))
+    if args.dataset:
+        cfg = cfg.replace(dataset=args.dataset)
+    if args.seeds and args.from_dir:
+        seeds = list(range(args.seeds))
+    cfg = config_lib.apply_overrides(cfg, args.overrides)
+    return config_lib.validate(cfg), seeds, quick
+
+
+def main(experiment: Experiment, argv: Optional[list] = None) -> int:
+    """Runs the experiment; returns the exit status (2 for bad input, with one line on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser(experiment).parse_args(argv)
+        cfg, seeds, quick = resolve(experiment, args)
+        quiet = args.quiet or bool(os.environ.get("CI"))
+        run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir))
+        info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick}
+        if not runtime.is_writer():
+            return _run(experiment, Context(cfg, seeds, quick, run_dir, quiet, argv), write=False)
+        with run_dir.lock():
+            run_dir.write_config({**info, "environment": environment_info()}, overwrite=args.overwrite)
+            return _run(experiment, Context(cfg, seeds, quick, run_dir, quiet, argv), write=True)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are saved; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _run(experiment: Experiment, ctx: Context, write: bool) -> int:
+    from dlfound import report
+
+    outcome = experiment.run(ctx)
+    summary = {"experiment": experiment.name, "config": ctx.cfg.to_dict(), "seeds": ctx.seeds,
+               "quick": ctx.quick, "metrics": outcome.get("metrics", {}), "claims": outcome.get("claims", [])}
+    if write:
+        ctx.run_dir.write_summary(summary)
+        report.render_report(ctx.run_dir.path)
+    claims.print_verdicts(summary["claims"])
+    if write and not ctx.quiet:
+        print(f"results: {ctx.run_dir.path}", file=sys.stderr)
+    return 0
+
+
+def entry(experiment: Experiment) -> int:
+    """`raise SystemExit(entry(EXPERIMENT))` in an experiment's __main__ block."""
+    return main(experiment)

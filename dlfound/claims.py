@@ -1,0 +1,135 @@
+"""A claim is a predicate over measurements: `judge` turns its outcome into a verdict with the evidence."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Iterable
+
+import numpy as np
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+QUICK_PREFIX = "quick run (tiny budget; verdict not meaningful): "
+
+
+def judge(id: str, claim: str, criterion: str, passed: bool | None, evidence: str,
+          numbers: dict | None = None, quick: bool = False) -> dict:
+    """The verdict record of one claim: reproduced if `passed`, not if False, inconclusive if None or quick.
+
+    Args:
+      id: short claim id from the design table, e.g. "T1".
+      claim: the claim in one sentence, with its source.
+      criterion: the pass criterion, stated so that a reader can check it against `numbers`.
+      passed: the criterion's outcome; None when the measurements cannot decide it.
+      evidence: the measured numbers in words.
+      numbers: the measurements behind the verdict (JSON-serializable).
+      quick: a --quick run, whose budget is too small for any verdict to mean anything.
+    """
+    if passed is not None and not isinstance(passed, (bool, np.bool_)):
+        raise TypeError(f"passed must be True, False or None, got {passed!r} ({type(passed).__name__})")
+    if quick:
+        verdict = INCONCLUSIVE
+        evidence = QUICK_PREFIX + evidence
+    elif passed is None:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = REPRODUCED if passed else NOT_REPRODUCED
+    return {"id": id, "claim": claim, "criterion": criterion, "verdict": verdict,
+            "evidence": evidence, "numbers": dict(numbers or {})}
+
+
+def k_of_n(flags: Iterable) -> tuple[int, int]:
+    """How many of `flags` are true, and how many there are."""
+    flags = np.asarray(list(flags), dtype=bool).ravel()
+    return int(flags.sum()), int(flags.size)
+
+
+def all_of(*conditions) -> bool | None:
+    """Three-valued AND: False if any is False, else None if any is None, else True.
+
+    Accepts the conditions as arguments or as one iterable.
+    """
+    if len(conditions) == 1 and not isinstance(conditions[0], (bool, np.bool_, type(None))):
+        conditions = tuple(conditions[0])
+    if any(c is not None and not c for c in conditions):
+        return False
+    if any(c is None for c in conditions):
+        return None
+    return True
+
+
+def fmt(x, digits: int = 3) -> str:
+    """Compact text for a number: 3 significant digits, integers whole, 'nan'/'inf', lists bracketed."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x)).lower()
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0):
+        return "[" + ", ".join(fmt(v, digits) for v in np.asarray(x).ravel().tolist()) + "]"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if not isinstance(x, (float, np.floating, np.ndarray)):
+        return str(x)
+    value = float(x)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    if 10 ** (digits - 1) <= abs(value) < 1e6:
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
+def ratio(a, b) -> float:
+    """a / b as a float that never raises: x/0 is +-inf, 0/0 and anything with NaN is nan."""
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    if b == 0:
+        return math.nan if a == 0 else math.copysign(math.inf, a) * math.copysign(1.0, b)
+    if math.isinf(a) and math.isinf(b):
+        return math.nan
+    return a / b
+
+
+def steps_to_target(history_values, steps, target: float, higher_is_better: bool = True):
+    """The first step at which a metric reaches `target` (>= or, for losses, <=); inf if never.
+
+    Args:
+      history_values: metric per evaluation, shape (T,) or (S, T) for S seeds; NaN never reaches.
+      steps: the training step of each evaluation, shape (T,).
+      target: the threshold.
+      higher_is_better: True for accuracies, False for losses and errors.
+
+    Returns:
+      A float for one history, an array of S floats for S histories.
+    """
+    values = np.asarray(history_values, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    if values.shape[-1:] != steps.shape:
+        raise ValueError(f"history of shape {values.shape} does not match {steps.shape[0]} steps on its last axis")
+    with np.errstate(invalid="ignore"):
+        reached = values >= target if higher_is_better else values <= target
+    first = np.where(reached.any(axis=-1), steps[np.argmax(reached, axis=-1)], np.inf)
+    return float(first) if np.ndim(first) == 0 else first
+
+
+def verdict_line(claim: dict) -> str:
+    """One line: `[T1] reproduced: <claim> -- <evidence>`."""
+    return f"[{claim['id']}] {claim['verdict']}: {claim['claim']} -- {claim['evidence']}"
+
+
+def print_verdicts(claims: list[dict], file=None) -> None:
+    """Prints one verdict line per claim (stdout by default)."""
+    for claim in claims:
+        print(verdict_line(claim), file=file or sys.stdout)
+
+
+def count_verdicts(claims: list[dict]) -> dict[str, int]:
+    """How many claims got each verdict."""
+    return {v: sum(c["verdict"] == v for c in claims) for v in VERDICTS}

@@ -18,7 +18,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from dlfound.config import VMAPPABLE, Config
+from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.train import Hyperparams, TrainResult, make_train
 
@@ -32,9 +32,8 @@ def model_mesh() -> jax.sharding.Mesh:
 
 
 def member_hyperparams(cfg: Config, members: Sequence[dict]) -> Hyperparams:
-    """Stacks each member's numeric hyperparameters (missing ones from `cfg`)."""
-    columns = {name: [m.get(name, getattr(cfg, name)) for m in members] for name in VMAPPABLE}
-    return Hyperparams(**{k: jnp.asarray(v, jnp.float32) for k, v in columns.items()})
+    """Stacks each member's numeric hyperparameters (missing ones from `cfg`; unknown names raise)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *[Hyperparams.from_config(cfg, **m) for m in members])
 
 
 def estimate_bytes_per_model(cfg: Config, data: Dataset) -> int:

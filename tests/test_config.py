@@ -241,8 +241,6 @@ def test_from_dict_rejects_unknown_keys():
         Config.from_dict({**Config().to_dict(), "colour": "red"})
 
 
-@pytest.mark.xfail(reason="dlfound.data.npz.npz_path: Path.expanduser raises RuntimeError for ~unknown_user",
-                   strict=False)
 def test_npz_path_with_unknown_home_is_config_error():
     with pytest.raises(ConfigError):
         config.apply_overrides(Config(), ["dataset=npz:~no_such_user_dlfound/x.npz"])

@@ -18,7 +18,10 @@ REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 def npz_path(name: str) -> Path:
     """The file named by "npz:PATH"; ConfigError if it does not exist."""
-    path = Path(name[len(PREFIX):]).expanduser()
+    try:
+        path = Path(name[len(PREFIX):]).expanduser()
+    except RuntimeError:  # "~user" naming no user
+        raise ConfigError(f"dataset {name!r}: cannot expand the home directory in that path") from None
     if not path.is_file():
         raise ConfigError(f"dataset {name!r}: no such file {str(path)!r}")
     return path

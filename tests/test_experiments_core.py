@@ -1,0 +1,68 @@
+"""The main sweep and the seeds' MNIST recipe run end to end in --quick mode; clear data errors."""
+
+import json
+
+import pytest
+
+from dlfound.data import sources
+from experiments import depth_activation, mnist_mlp
+
+
+def _summary(path):
+    return json.loads((path / "summary.json").read_text())
+
+
+def test_depth_activation_quick_writes_summary_report_and_plots(tmp_path):
+    assert depth_activation.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    summary = _summary(tmp_path)
+    assert summary["experiment"] == "depth_activation" and summary["quick"] is True
+    assert {c["id"] for c in summary["claims"]} == {"T1", "T2"}
+    assert all(c["verdict"] == "inconclusive" for c in summary["claims"])  # quick verdicts mean nothing
+    assert summary["metrics"]["init_by_activation"] == {"identity": "glorot", "sigmoid": "glorot", "relu": "he"}
+    for name in ("REPORT.md", "test_accuracy_heatmap.png", "gradient_ratio_vs_depth.png", "results.jsonl"):
+        assert (tmp_path / name).is_file()
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {r["init"] for r in rows if r.get("activation") == "relu"} == {"he"}
+
+
+def test_mnist_mlp_quick_on_mnist1d(tmp_path):
+    assert mnist_mlp.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    summary = _summary(tmp_path)
+    assert [c["id"] for c in summary["claims"]] == ["T12"]
+    metrics = summary["metrics"]
+    assert len(metrics["test_accuracy_by_seed"]) == 2
+    assert metrics["test_accuracy"] == pytest.approx(sum(metrics["test_accuracy_by_seed"]) / 2)
+    assert (tmp_path / "first_layer_weights.png").is_file()
+
+
+def test_missing_mnist_names_the_files_and_the_directory(tmp_path, monkeypatch, capsys):
+    def offline(url, dest):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(sources, "fetch", offline)
+    monkeypatch.setenv("DLFOUND_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DLFOUND_DATA_DIR", str(tmp_path / "manual"))
+    status = mnist_mlp.main(["--dataset", "mnist", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "Traceback" not in err
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert name in err
+    assert str(tmp_path / "manual" / "mnist") in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--set", "activation=rleu"], "rleu"),
+    (["--set", "depth=-1"], "depth"),
+    (["--set", "learning_rate=0"], "learning_rate"),
+    (["--set", "batch_size=100000"], "batch_size"),
+    (["--set", "colour=blue"], "colour"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_bad_values_exit_2_with_one_line(tmp_path, capsys, argv, needle):
+    status = depth_activation.main([*argv, "--quick", "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+    assert not (tmp_path / "results.jsonl").exists()

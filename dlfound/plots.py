@@ -115,8 +115,11 @@ def curves_with_bands(path, x, series: dict, xlabel: str, ylabel: str, title: st
 
 
 def lines(path, x, series: dict, xlabel: str, ylabel: str, title: str,
-          logx: bool = False, logy: bool = False) -> Path:
-    """Mean over seeds of each label's SxN array against x, with ±std error bars when S > 1."""
+          logx: bool = False, logy: bool = False, vlines: dict | None = None) -> Path:
+    """Mean over seeds of each label's SxN array against x, with ±std error bars when S > 1.
+
+    `vlines` maps a label to an x position marked by a dashed vertical line (e.g. a threshold).
+    """
     fig = _figure()
     ax = fig.add_subplot()
     x = np.asarray(x)
@@ -125,6 +128,8 @@ def lines(path, x, series: dict, xlabel: str, ylabel: str, title: str,
         mean = _nanstat(np.nanmean, arr)
         err = _nanstat(np.nanstd, arr) if arr.shape[0] > 1 else None
         ax.errorbar(x, mean, yerr=err, marker="o", markersize=4, capsize=3, label=str(label))
+    for (label, position), style in zip((vlines or {}).items(), ["--", ":", "-."] * 8):
+        ax.axvline(float(position), color="0.3", linestyle=style, linewidth=1, label=str(label))
     if logx:
         ax.set_xscale("log")
     if logy:

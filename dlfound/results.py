@@ -282,16 +282,32 @@ class RunDir:
             os.close(fd)
 
     def read_config(self) -> dict | None:
-        """The stored config.json, or None if there is none."""
+        """The stored config.json, or None if there is none; ConfigError if it is not a JSON object."""
         path = self.file(CONFIG_FILE)
-        return read_json(path) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            stored = read_json(path)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"run directory {str(self.path)!r} holds an unreadable config.json ({e}); "
+                              "choose another --out or pass --overwrite") from None
+        if not isinstance(stored, dict):
+            raise ConfigError(f"run directory {str(self.path)!r} holds a config.json that is not a dlfound "
+                              "run config; choose another --out or pass --overwrite")
+        return stored
 
     def write_config(self, info: dict, overwrite: bool = False) -> None:
         """Writes config.json; refuses a directory holding a different run unless `overwrite`.
 
         With `overwrite`, the other run's results, summary, report and plots are deleted.
         """
-        old = self.read_config()
+        try:
+            old = self.read_config()
+        except ConfigError:
+            if not overwrite:
+                raise
+            self._clear()
+            old = None
         if old is not None:
             new = from_jsonable(to_jsonable({k: info.get(k) for k in IDENTITY_KEYS}))
             key = _first_difference({k: old.get(k) for k in IDENTITY_KEYS}, new)

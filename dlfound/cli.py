@@ -53,26 +53,40 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
+MAX_SEEDS = 2**20  # seeds are listed in config.json and become uint32 keys
+
+
 def _seeds(text: str) -> int:
+    allowed = f"allowed: an integer from 1 to {MAX_SEEDS}"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid --seeds {text!r}; allowed: an integer >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid --seeds {value}; allowed: an integer >= 1")
+        raise argparse.ArgumentTypeError(f"invalid --seeds {text!r}; {allowed}") from None
+    if not 1 <= value <= MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"invalid --seeds {value}; {allowed}")
     return value
+
+
+def _path(flag: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"invalid {flag} {text!r}; allowed: a directory path")
+        return text
+
+    return check
 
 
 def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     summary = (experiment.description or "").strip().splitlines()
-    parser = _Parser(prog=f"python -m experiments.{experiment.name}", description=summary[0] if summary else None)
+    parser = _Parser(prog=f"python -m experiments.{experiment.name}", description=summary[0] if summary else None,
+                     allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke test whose verdicts mean nothing")
     parser.add_argument("--seeds", type=_seeds, default=None, help=f"seeds 0..N-1 (default {experiment.default_seeds})")
-    parser.add_argument("--out", default=None, help="run directory (default ./runs/<name>, or $DLFOUND_RUNS_DIR/<name>)")
+    parser.add_argument("--out", type=_path("--out"), default=None, help="run directory (default ./runs/<name>, or $DLFOUND_RUNS_DIR/<name>)")
     parser.add_argument("--dataset", default=None, help="dataset name (see `dlfound list`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set depth=4 (repeatable)")
-    parser.add_argument("--from", dest="from_dir", default=None, help="re-run the config and seeds of a run directory")
+    parser.add_argument("--from", dest="from_dir", type=_path("--from"), default=None, help="re-run the config and seeds of a run directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output (also when $CI is set)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a different run already in --out (default: refuse)")
@@ -81,18 +95,32 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
 
 def _default_out(name: str, from_dir: Optional[str]) -> Path:
     if from_dir:
-        return Path(from_dir).with_name(Path(from_dir).name + "-rerun")
+        source = Path(from_dir).expanduser().resolve()  # "." has no name of its own
+        return source.with_name(source.name + "-rerun")
     root = os.environ.get("DLFOUND_RUNS_DIR")
     return Path(root) / name if root else Path("runs") / name
 
 
 def _read_run_config(path: str) -> dict:
+    """The config.json of run directory `path`, checked enough to re-run it."""
+    from dlfound.results import read_json
+
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         raise ConfigError(f"--from {path!r} is not a run directory (no config.json there)")
-    from dlfound.results import read_json
-
-    return read_json(config_file)
+    try:
+        stored = read_json(config_file)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--from {path!r}: config.json is unreadable ({e})") from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict) or not {"seeds", "quick"} <= set(stored):
+        raise ConfigError(f"--from {path!r}: config.json is not a dlfound run config (needs experiment, config, "
+                          "seeds and quick)")
+    seeds = stored["seeds"]
+    if not (isinstance(seeds, list) and seeds and all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds)):
+        raise ConfigError(f"--from {path!r}: invalid seeds={seeds!r} in config.json; "
+                          "allowed: a non-empty list of integers in [0, 2**32)")
+    return stored
 
 
 def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
@@ -109,7 +137,7 @@ def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
         if quick:
             cfg = cfg.replace(**experiment.quick_overrides)
         seeds = list(range(args.seeds or experiment.default_seeds))
-    if args.dataset:
+    if args.dataset is not None:
         cfg = cfg.replace(dataset=args.dataset)
     if args.seeds and args.from_dir:
         seeds = list(range(args.seeds))

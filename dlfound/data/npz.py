@@ -14,6 +14,7 @@ from dlfound.errors import ConfigError
 
 PREFIX = "npz:"
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 2**16  # a larger label is a stray value, and beyond 2**31 it would wrap in int32
 
 
 def npz_path(name: str) -> Path:
@@ -48,6 +49,8 @@ def _labels(y: np.ndarray, key: str, path: Path) -> np.ndarray:
             raise ConfigError(f"{path}: {key} must hold integer class labels (found dtype {y.dtype})")
     if y.size and y.min() < 0:
         raise ConfigError(f"{path}: {key} has negative label {y.min()}; labels must be 0..C-1")
+    if y.size and y.max() >= MAX_CLASSES:
+        raise ConfigError(f"{path}: {key} has label {y.max()}; labels must be 0..C-1 with C <= {MAX_CLASSES}")
     return y.astype(np.int32)
 
 
@@ -62,12 +65,17 @@ def _check(arrays: dict[str, np.ndarray], path: Path) -> None:
         if f"x_{split}" not in arrays:
             continue
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        for key, value in ((f"x_{split}", x), (f"y_{split}", y)):
+            if value.ndim == 0:
+                raise ConfigError(f"{path}: {key} is a single value; expected an array with one row per example")
         if len(x) != len(y):
             raise ConfigError(f"{path}: x_{split} has {len(x)} examples but y_{split} has {len(y)}")
         if len(x) == 0 and split != "val":
             raise ConfigError(f"{path}: the {split} split is empty")
-        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
-            raise ConfigError(f"{path}: x_{split} contains NaN or inf (or is not numeric)")
+        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise ConfigError(f"{path}: x_{split} has dtype {x.dtype}; expected real numbers")
+        if not np.isfinite(x).all():
+            raise ConfigError(f"{path}: x_{split} contains NaN or inf")
     shapes = {arrays[k].shape[1:] for k in arrays if k.startswith("x_")}
     if len(shapes) > 1:
         raise ConfigError(f"{path}: the x arrays disagree on the example shape: {sorted(shapes)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import sys
 from pathlib import Path
@@ -162,6 +163,12 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: {err}; finished cells are saved: free space and re-run the same command to resume",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished cells are saved; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -1,0 +1,511 @@
+"""Faults: killed sweeps resume to the same results, torn files are repaired, bad run directories and
+disks fail before training, run directories are locked, corrupted caches are rebuilt, and diverging
+ensemble members are flagged without disturbing the others.
+
+The subprocess tests run a tiny experiment (moons, 4 structural cells x 3 seeds) written into a
+temporary directory. `TINY_STALL_AFTER=k` makes it stall after committing k cells (the (k+1)-th cell
+is trained but not yet written), so a SIGKILL lands at a known point.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import importlib.util
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from dlfound import results, sweep
+from dlfound.config import Config
+from dlfound.data import cache, load
+from dlfound.data import mnist1d_loader
+from dlfound.errors import ConfigError
+from dlfound.results import RunDir
+from dlfound.train import Hyperparams, make_train
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_CELLS = 4
+TIMEOUT_S = 600
+
+TINY = textwrap.dedent('''
+    """A tiny sweep for fault tests: two moons, 4 structural cells x 3 seeds."""
+    import os
+    import time
+
+    from dlfound import runtime
+
+    runtime.configure()
+
+    from dlfound import cli
+    from dlfound.config import Config
+    from dlfound.data import load
+    from dlfound.results import describe
+    from dlfound.sweep import Sweep, run_sweep
+
+    BASE = Config(dataset="moons", depth=1, width=8, batch_size=32, num_epochs=4, eval_every_epochs=2,
+                  optimizer="sgd", learning_rate=0.2)
+    WIDTHS = (4, 8, 12, 16)
+    STALL_AFTER = int(os.environ.get("TINY_STALL_AFTER", "-1"))
+    _trained = []
+
+
+    def _stall(cell, result):
+        _trained.append(cell.id)
+        if len(_trained) == STALL_AFTER + 1:  # trained, not yet committed
+            time.sleep(3600)
+
+
+    def run(ctx):
+        data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
+        table = run_sweep(Sweep(ctx.cfg, {"width": WIDTHS}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet,
+                          on_result=_stall)
+        metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
+                       "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
+        return {"metrics": metrics, "claims": []}
+
+
+    EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE, quick_overrides={"num_epochs": 2},
+                                default_seeds=3, run=run)
+
+
+    def main(argv=None):
+        return cli.main(EXPERIMENT, argv)
+
+
+    if __name__ == "__main__":
+        raise SystemExit(main())
+''')
+
+# Fields of config.json's environment that legitimately change between runs of the same thing.
+VOLATILE = {"utc_time", "command", "git_revision", "git_dirty", "hostname"}
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI", "DLFOUND_COORDINATOR", "DLFOUND_NUM_PROCESSES", "DLFOUND_PROCESS_ID")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["DLFOUND_CPU_DEVICES"] = "2"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "tiny_exp.py"
+    path.write_text(TINY)
+    return path
+
+
+def _start(tiny: Path, out: Path, *args, **env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(tiny), "--out", str(out), *args], cwd=tiny.parent,
+                            env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run(tiny: Path, out: Path, *args, **env) -> subprocess.CompletedProcess:
+    proc = _start(tiny, out, *args, **env)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def _markers(out: Path) -> int:
+    try:
+        lines = (out / "results.jsonl").read_bytes().splitlines()
+    except FileNotFoundError:
+        return 0
+    return sum(b'"_done": true' in line for line in lines)
+
+
+def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:
+    deadline = time.time() + TIMEOUT_S
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}) before {what}: {proc.stderr.read()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _trained_cells(stderr: str) -> int:
+    """Cells trained by a (non-quiet) run, from its progress lines."""
+    return sum(" models in " in line for line in stderr.splitlines())
+
+
+@pytest.fixture(scope="module")
+def reference(tiny, tmp_path_factory) -> dict:
+    """An uninterrupted run: its summary, rows and config."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    start = time.time()
+    proc = _run(tiny, out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return {"out": out, "seconds": time.time() - start, "summary": json.loads((out / "summary.json").read_text()),
+            "rows": (out / "results.jsonl").read_bytes(), "config": json.loads((out / "config.json").read_text())}
+
+
+def _assert_same_as_reference(out: Path, reference: dict) -> None:
+    """summary.json and results.jsonl identical to the uninterrupted run; config differs only in volatile fields."""
+    assert json.loads((out / "summary.json").read_text()) == reference["summary"]
+    data = (out / "results.jsonl").read_bytes()
+    rows = [json.loads(line) for line in data.splitlines()]  # every line parses: nothing torn
+    keys = [(r["cell"], r["model"], r["eval"]) for r in rows if not r.get("_done")]
+    assert len(keys) == len(set(keys)), "duplicated rows"
+    done = collections.Counter(r["cell"] for r in rows if r.get("_done"))
+    assert len(done) == NUM_CELLS and set(done.values()) == {1}
+    assert data == reference["rows"], "results.jsonl differs from the uninterrupted run"
+    config, ref = json.loads((out / "config.json").read_text()), reference["config"]
+    assert {k: v for k, v in config.items() if k != "environment"} == {k: v for k, v in ref.items() if k != "environment"}
+    stable = [{k: v for k, v in c["environment"].items() if k not in VOLATILE} for c in (config, ref)]
+    assert stable[0] == stable[1]
+    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+
+
+def _resume(tiny, out, reference, expected_trained=None) -> None:
+    proc = _run(tiny, out)
+    assert proc.returncode == 0, proc.stderr
+    if expected_trained is not None:
+        assert _trained_cells(proc.stderr) == expected_trained, proc.stderr
+    _assert_same_as_reference(out, reference)
+
+
+@pytest.mark.parametrize("committed", [1, 2])
+def test_sigkill_after_a_finished_cell_then_resume(tiny, reference, tmp_path, committed):
+    out = tmp_path / "run"
+    proc = _start(tiny, out, "--quiet", TINY_STALL_AFTER=str(committed))
+    _wait_for(proc, lambda: _markers(out) >= committed, f"{committed} finished cells")
+    _kill(proc)
+    assert _markers(out) == committed
+    _resume(tiny, out, reference, expected_trained=NUM_CELLS - committed)
+
+
+def test_sigkill_at_random_times_then_resume(tiny, reference, tmp_path):
+    """Two kills at random moments (after a random number of finished cells plus a random delay: startup,
+    training, a write or the summary), then a resume."""
+    rng = random.Random()
+    out = tmp_path / "run"
+    kills = []
+    for _ in range(2):
+        proc = _start(tiny, out, "--quiet")
+        after = rng.randrange(NUM_CELLS)
+        _wait_for(proc, lambda: _markers(out) >= after or proc.poll() is not None, f"{after} cells")
+        delay = rng.uniform(0.0, 1.5)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        kills.append({"after": after, "delay": round(delay, 2), "status": proc.returncode, "cells": _markers(out)})
+    committed = _markers(out)
+    proc = _run(tiny, out)
+    assert proc.returncode == 0, (kills, proc.stderr)
+    assert _trained_cells(proc.stderr) == NUM_CELLS - committed, (kills, proc.stderr)
+    _assert_same_as_reference(out, reference)
+    print("random kills:", kills)
+
+
+def _boundaries(data: bytes) -> list[int]:
+    """Byte offsets just after each cell's done marker."""
+    ends, pos = [0], 0
+    for line in data.splitlines(keepends=True):
+        pos += len(line)
+        if b'"_done": true' in line:
+            ends.append(pos)
+    return ends
+
+
+def test_torn_tail_is_repaired_at_any_offset(reference, tmp_path):
+    """Cutting results.jsonl anywhere leaves exactly the cells finished before the cut."""
+    data, run = reference["rows"], RunDir(tmp_path / "run")
+    ends = _boundaries(data)
+    assert len(ends) == NUM_CELLS + 1 and ends[-1] == len(data)
+    offsets = {0, len(data)} | {e + d for e in ends for d in (-2, -1, 1, 2, 40) if 0 < e + d < len(data)}
+    offsets |= set(random.Random(0).sample(range(len(data)), 60))
+    all_rows = [json.loads(line) for line in data.splitlines()]
+    cells = [r["cell"] for r in all_rows if r.get("_done")]
+    for offset in sorted(offsets):
+        run.file("results.jsonl").write_bytes(data[:offset])
+        keep = max(e for e in ends if e <= offset)
+        finished = cells[: ends.index(keep)]
+        rows = run.load_rows()
+        assert run.file("results.jsonl").read_bytes() == data[:keep], offset
+        assert run.finished_cells() == set(finished), offset
+        expected = [results.from_jsonable(r) for r in all_rows if not r.get("_done") and r["cell"] in finished]
+        np.testing.assert_equal(rows, expected)
+
+
+def test_torn_last_line_is_repaired_on_resume(tiny, reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference["out"], out)
+    data = reference["rows"]
+    ends = _boundaries(data)
+    cut = ends[-2] + (ends[-1] - ends[-2]) // 2  # halfway through the last cell's block, mid-line
+    assert data[cut - 1:cut] != b"\n"
+    (out / "results.jsonl").write_bytes(data[:cut])
+    (out / "summary.json").unlink()
+    _resume(tiny, out, reference, expected_trained=1)
+
+
+def test_garbage_line_inside_a_finished_cell_retrains_only_that_cell(tiny, reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference["out"], out)
+    lines = reference["rows"].splitlines(keepends=True)
+    lines[3] = lines[3][:20] + b"\x00garbage\n"  # a row of the first cell
+    (out / "results.jsonl").write_bytes(b"".join(lines))
+    proc = _run(tiny, out)
+    assert proc.returncode == 0 and _trained_cells(proc.stderr) == 1, proc.stderr
+    assert json.loads((out / "summary.json").read_text()) == reference["summary"]
+    # The retrained cell is appended after the others: same rows, another order.
+    assert sorted(reference["rows"].splitlines()) == sorted((out / "results.jsonl").read_bytes().splitlines())
+
+
+def test_second_process_is_refused_while_the_first_holds_the_lock(tiny, reference, tmp_path):
+    out = tmp_path / "run"
+    holder = _start(tiny, out, "--quiet", TINY_STALL_AFTER="0")  # trains the first cell, then stalls
+    _wait_for(holder, lambda: (out / ".lock").is_file() and (out / ".lock").read_text().strip() == str(holder.pid),
+              "the lock")
+    second = _run(tiny, out, "--quiet")
+    assert second.returncode == 2, second.stderr
+    assert "Traceback" not in second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "in use by another dlfound process" in lines[0] and f"pid {holder.pid}" in lines[0]
+    assert holder.poll() is None
+    _kill(holder)  # while training or stalled: no finished cell yet
+    assert _markers(out) == 0
+    with RunDir(out).lock():  # the OS freed the flock with the process: nothing stale
+        pass
+    _resume(tiny, out, reference, expected_trained=NUM_CELLS)
+
+
+def test_lock_is_exclusive_within_a_process_too(tmp_path):
+    run = RunDir(tmp_path)
+    with run.lock():
+        with pytest.raises(ConfigError, match=f"in use by another dlfound process \\(pid {os.getpid()}\\)"):
+            with RunDir(tmp_path).lock():
+                pass
+    with RunDir(tmp_path).lock():
+        pass
+
+
+def _tiny_module(tiny: Path):
+    name = "dlfound_test_tiny_exp"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, tiny)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _tripwire(*args, **kwargs):
+    raise AssertionError("training started")
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def _unwritable_outs(tmp_path) -> list:
+    regular = tmp_path / "file"
+    regular.write_text("not a directory")
+    outs = [regular / "sub", regular / "a" / "b", Path("/proc/dlfound-test/run")]
+    if os.geteuid() != 0:
+        locked = tmp_path / "readonly"
+        locked.mkdir()
+        locked.chmod(0o500)
+        outs += [locked, locked / "sub"]
+    return outs
+
+
+def test_unwritable_out_fails_before_training(tiny, tmp_path, capsys, monkeypatch):
+    """Paths under a regular file and in /proc (and read-only directories when not root: root ignores modes)."""
+    module = _tiny_module(tiny)
+    monkeypatch.setattr(sweep, "train_ensemble", _tripwire)
+    monkeypatch.setattr(module, "load", _tripwire)
+    for out in _unwritable_outs(tmp_path):
+        capsys.readouterr()
+        assert module.main(["--quiet", "--out", str(out)]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert "not writable" in line and str(out) in line and "--out" in line
+
+
+def test_unwritable_out_in_a_subprocess(tiny, tmp_path):
+    regular = tmp_path / "file"
+    regular.write_text("not a directory")
+    proc = _run(tiny, regular / "sub")
+    assert proc.returncode == 2
+    line = _one_error_line(proc.stderr)
+    assert "not writable" in line and proc.stdout == ""
+
+
+def test_full_disk_fails_before_training(tiny, tmp_path, capsys, monkeypatch):
+    with pytest.raises(ConfigError, match="MiB free"):
+        RunDir(tmp_path / "a", min_free_bytes=shutil.disk_usage(tmp_path).free + 2**40)
+    module = _tiny_module(tiny)
+    monkeypatch.setattr(sweep, "train_ensemble", _tripwire)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(results.shutil, "disk_usage", lambda path: usage._replace(free=2**20))
+    assert module.main(["--quiet", "--out", str(tmp_path / "b")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "1.0 MiB free" in line and "free space or choose another --out" in line
+    assert not (tmp_path / "b" / "config.json").exists()
+
+
+def test_disk_full_while_appending_a_cell_is_repaired(tmp_path, monkeypatch):
+    """ENOSPC half way through a cell's write: the error surfaces, and the torn block is dropped on resume."""
+    run = RunDir(tmp_path)
+    rows = [{"model": m, "eval": 0, "loss": 0.5 + m} for m in range(3)]
+    assert run.append_cell("a", rows)
+    real_write = os.write
+
+    def full(fd, data):
+        if b'"cell": "b"' in data:
+            real_write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(results.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        run.append_cell("b", rows)
+    monkeypatch.setattr(results.os, "write", real_write)
+    resumed = RunDir(tmp_path)
+    assert resumed.finished_cells() == {"a"}
+    assert resumed.append_cell("b", rows)
+    assert [r["cell"] for r in RunDir(tmp_path).load_rows()] == ["a"] * 3 + ["b"] * 3
+
+
+def test_disk_full_during_a_run_is_one_clear_line(tiny, tmp_path, capsys, monkeypatch):
+    module = _tiny_module(tiny)
+    real_append = RunDir.append_cell
+
+    def full(self, cell_id, rows):
+        if self.finished_cells():
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.file("results.jsonl")))
+        return real_append(self, cell_id, rows)
+
+    monkeypatch.setattr(RunDir, "append_cell", full)
+    status = module.main(["--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    line = _one_error_line(err)
+    assert "No space left on device" in line and "re-run the same command to resume" in line
+    assert RunDir(tmp_path / "run").finished_cells() == {"width=4"}
+
+
+def _checked_cache(tmp_path):
+    path = tmp_path / "arrays" / "toy.npz"
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": np.arange(4096, dtype=np.float32).reshape(64, 64), "y": np.arange(64, dtype=np.int32)}
+
+    return path, calls, build
+
+
+def _flip(path: Path, where: float) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_corrupted_cache_is_detected_and_rebuilt(tmp_path, caplog):
+    path, calls, build = _checked_cache(tmp_path)
+    first = cache.cached_arrays(path, build)
+    assert len(calls) == 1
+    cache.cached_arrays(path, build)
+    assert len(calls) == 1  # a good cache is read, not rebuilt
+    original = path.read_bytes()
+    corruptions = {
+        "flipped byte": lambda: _flip(path, 0.5),
+        "truncated": lambda: path.write_bytes(original[: len(original) // 2]),
+        "empty": lambda: path.write_bytes(b""),
+        "not a zip": lambda: path.write_text("hello"),
+        "digest mismatch": lambda: np.savez(path, x=first["x"] + 1, y=first["y"],
+                                            __sha256__=np.array(cache.arrays_digest(first))),
+        "digest missing": lambda: np.savez(path, **first),
+    }
+    for name, corrupt in corruptions.items():
+        corrupt()
+        caplog.clear()
+        arrays = cache.cached_arrays(path, build)
+        assert len(calls) == 2, name
+        calls.pop()
+        np.testing.assert_array_equal(arrays["x"], first["x"], err_msg=name)
+        assert any("rebuilding" in r.getMessage() for r in caplog.records), name
+        assert cache.load_checked(path) is not None, f"{name}: the rebuilt cache does not verify"
+
+
+def test_corrupted_mnist1d_cache_is_rebuilt(tmp_path, monkeypatch, caplog):
+    calls = []
+    real = mnist1d_loader.generate
+    monkeypatch.setattr(mnist1d_loader, "generate", lambda: calls.append(1) or real())
+    first = load("mnist1d", cache_dir=tmp_path)
+    path = tmp_path / "arrays" / "mnist1d.npz"
+    _flip(path, 0.3)  # inside x_train's bytes: the zip's CRC or the digest catches it
+    again = load("mnist1d", cache_dir=tmp_path)
+    assert len(calls) == 2 and any("rebuilding" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(again.x_train, first.x_train)
+    np.testing.assert_array_equal(again.y_test, first.y_test)
+    load("mnist1d", cache_dir=tmp_path)
+    assert len(calls) == 2
+
+
+LEARNING_RATES = tuple(float(v) for v in np.logspace(-4, 3, 8))
+
+
+def test_diverging_members_are_flagged_and_the_others_equal_solo_runs():
+    """1e-4 .. 1e3 in one vmapped ensemble: the large rates blow up (NaN), the rest train as if alone."""
+    data = load("moons", validation_fraction=0.1)
+    cfg = Config(dataset="moons", depth=2, width=16, activation="identity", batch_size=32, num_epochs=4,
+                 eval_every_epochs=2, optimizer="sgd")
+    captured = {}
+    table = sweep.run_sweep(sweep.Sweep(cfg, vmapped={"learning_rate": LEARNING_RATES}), data, [0], quiet=True,
+                            on_result=lambda cell, result: captured.update(result=result))
+    ensemble = captured["result"]
+    status = table.member_values("base", "status")
+    steps = table.member_values("base", "diverged_step")
+    total_steps = cfg.num_epochs * (data.num_train // cfg.batch_size)
+    assert list(table.member_values("base", "learning_rate")) == pytest.approx(LEARNING_RATES)
+    diverged = status == "diverged"
+    assert 1 <= diverged.sum() <= 5 and not diverged[:4].any(), status
+    loss = table.history("base", "train_loss")
+    for i in range(len(LEARNING_RATES)):
+        finite = np.isfinite(loss[i]).all() and np.isfinite(table.history("base", "test_loss")[i]).all()
+        assert finite != diverged[i], f"member {i}: status {status[i]} but finite history {finite}"
+        assert (0 <= steps[i] < total_steps) if diverged[i] else steps[i] == -1
+
+    solo = jax.jit(make_train(cfg))
+    deviation = 0.0
+    for i, lr in enumerate(LEARNING_RATES):
+        alone = solo(jax.random.key(0), data, Hyperparams.from_config(cfg, learning_rate=lr))
+        if diverged[i]:
+            assert int(alone.diverged_step) >= 0 and abs(int(alone.diverged_step) - steps[i]) <= 1
+            continue
+        assert int(alone.diverged_step) == -1
+        pairs = [(ensemble.params, alone.params), (ensemble.history, alone.history)]
+        for stacked, single in pairs:
+            for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(single)):
+                np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
+                both = np.isfinite(b)
+                deviation = max(deviation, float(np.max(np.abs(a[i][both] - np.asarray(b)[both]), initial=0)))
+    print(f"max |ensemble - solo| over non-diverged members: {deviation:.3g}")

@@ -71,7 +71,7 @@ def heatmap(path, mean_RxC, std_RxC, row_labels, col_labels, title: str, fmt: st
             text = "nan" if not np.isfinite(value) else fmt.format(value)
             if std is not None and np.isfinite(value):
                 text += "\n± " + fmt.format(std[r, c])
-            color = "black" if np.isfinite(value) and value > middle else "white"
+            color = "white" if np.isfinite(value) and value <= middle else "black"
             ax.text(c, r, text, ha="center", va="center", fontsize=8, color=color)
     ax.set_xticks(range(cols), [str(label) for label in col_labels])
     ax.set_yticks(range(rows), [str(label) for label in row_labels])

@@ -2,45 +2,76 @@
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import ast
+import importlib.util
 import pkgutil
 import sys
+from pathlib import Path
 
+from dlfound.cli import _Parser, one_line
 from dlfound.errors import ConfigError
 
 
-def list_experiments() -> list[tuple[str, str]]:
-    """(module name, first docstring line) for each experiment script."""
-    import experiments
+def _first_doc_line(path: Path) -> str:
+    """The first line of a module's docstring, read from its source without importing it."""
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"(unreadable: {e})"
+    lines = doc.strip().splitlines()
+    return lines[0] if lines else ""
 
+
+def list_experiments() -> list[tuple[str, str]]:
+    """(module name, first docstring line) for each experiment script in the `experiments` package."""
+    spec = importlib.util.find_spec("experiments")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("no `experiments` package found; run from the repository root or install dlfound")
     out = []
-    for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"experiments.{info.name}")
-        doc = (module.__doc__ or "").strip().splitlines()
-        out.append((info.name, doc[0] if doc else ""))
-    return out
+    for info in pkgutil.iter_modules(spec.submodule_search_locations):
+        if info.name.startswith("_") or info.ispkg:
+            continue
+        path = Path(info.module_finder.path) / f"{info.name}.py"
+        out.append((info.name, _first_doc_line(path)))
+    return sorted(out)
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="dlfound", description=__doc__, allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{report,list}")
+    rep = sub.add_parser("report", help="render REPORT.md for run directories (or a folder of them)",
+                         allow_abbrev=False)
+    rep.add_argument("paths", nargs="+", metavar="RUN_DIR")
+    sub.add_parser("list", help="list the experiments", allow_abbrev=False)
+    return parser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="dlfound", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="render REPORT.md for run directories (or a folder of them)")
-    rep.add_argument("paths", nargs="+")
-    sub.add_parser("list", help="list the experiments")
-    args = parser.parse_args(argv)
+    """Runs `dlfound report|list`; returns the exit status (2 with one line for bad input)."""
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help prints and exits 0
+            return done.code if isinstance(done.code, int) else 0
         if args.command == "list":
-            for name, line in list_experiments():
-                print(f"{name:40s} {line}")
+            found = list_experiments()
+            if not found:
+                print("no experiments yet")
+            width = max((len(name) for name, _ in found), default=0)
+            for name, line in found:
+                print(f"{name:{width}s}  {line}")
             return 0
         from dlfound import report
 
         for path in args.paths:
-            print(report.render_index(path))
+            if (Path(path) / report.SUMMARY_FILE).is_file():
+                report.render_report(path)
+                print(Path(path) / report.REPORT_FILE)
+            else:
+                print(report.render_index(path))
         return 0
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -77,10 +77,19 @@ def _path(flag: str) -> Callable[[str], str]:
     return check
 
 
+def one_line(message) -> str:
+    """The message with its lines joined, for a single `error: ...` line."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def _first_line(text: Optional[str]) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
-    summary = (experiment.description or "").strip().splitlines()
-    parser = _Parser(prog=f"python -m experiments.{experiment.name}", description=summary[0] if summary else None,
-                     allow_abbrev=False)
+    parser = _Parser(prog=f"python -m experiments.{experiment.name}",
+                     description=_first_line(experiment.description) or None, allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke test whose verdicts mean nothing")
     parser.add_argument("--seeds", type=_seeds, default=None, help=f"seeds 0..N-1 (default {experiment.default_seeds})")
     parser.add_argument("--out", type=_path("--out"), default=None, help="run directory (default ./runs/<name>, or $DLFOUND_RUNS_DIR/<name>)")
@@ -150,7 +159,10 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
     """Runs the experiment; returns the exit status (2 for bad input, with one line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser(experiment).parse_args(argv)
+        try:
+            args = build_parser(experiment).parse_args(argv)
+        except SystemExit as done:  # --help prints and exits 0
+            return done.code if isinstance(done.code, int) else 0
         cfg, seeds, quick = resolve(experiment, args)
         quiet = args.quiet or bool(os.environ.get("CI"))
         run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir))
@@ -161,7 +173,7 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
             run_dir.write_config({**info, "environment": environment_info()}, overwrite=args.overwrite)
             return _run(experiment, Context(cfg, seeds, quick, run_dir, quiet, argv), write=True)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -178,8 +190,11 @@ def _run(experiment: Experiment, ctx: Context, write: bool) -> int:
     from dlfound import report
 
     outcome = experiment.run(ctx)
-    summary = {"experiment": experiment.name, "config": ctx.cfg.to_dict(), "seeds": ctx.seeds,
-               "quick": ctx.quick, "metrics": outcome.get("metrics", {}), "claims": outcome.get("claims", [])}
+    if not isinstance(outcome, dict) or not set(outcome) <= {"metrics", "claims"}:
+        raise TypeError(f"{experiment.name}.run must return {{'metrics': dict, 'claims': list}}, got {outcome!r:.200}")
+    summary = {"experiment": experiment.name, "description": _first_line(experiment.description),
+               "config": ctx.cfg.to_dict(), "seeds": ctx.seeds, "quick": ctx.quick,
+               "metrics": outcome.get("metrics", {}), "claims": outcome.get("claims", [])}
     if write:
         ctx.run_dir.write_summary(summary)
         report.render_report(ctx.run_dir.path)

@@ -2,82 +2,142 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from dlfound.claims import count_verdicts, fmt
 from dlfound.errors import ConfigError
-from dlfound.results import read_json
+from dlfound.results import CONFIG_FILE, SUMMARY_FILE, read_json, write_bytes_atomic
 
-SUMMARY = "summary.json"
+REPORT_FILE = "REPORT.md"
+ENVIRONMENT_KEYS = ("python", "jax", "jaxlib", "flax", "optax", "numpy", "backend", "device_count",
+                    "device_kinds", "process_count", "git_revision", "git_dirty", "hostname", "utc_time")
 
 
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def claim_sort_key(claim_id) -> tuple:
+    """Natural order of claim ids: F1 < F2 < T2 < T10 < T10a."""
+    parts = re.split(r"(\d+)", str(claim_id))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
 def claims_table(rows: list[tuple[str, dict]]) -> list[str]:
     """Markdown table of (experiment, claim) pairs sorted by claim id."""
     lines = ["| id | experiment | claim | verdict | evidence |", "|---|---|---|---|---|"]
-    for experiment, claim in sorted(rows, key=lambda r: (r[1].get("id", ""), r[0])):
-        lines.append(f"| {claim.get('id', '')} | {experiment} | {_cell(claim.get('claim', ''))} | "
+    for experiment, claim in sorted(rows, key=lambda r: (claim_sort_key(r[1].get("id", "")), r[0])):
+        lines.append(f"| {_cell(claim.get('id', ''))} | {_cell(experiment)} | {_cell(claim.get('claim', ''))} | "
                      f"**{claim.get('verdict', '')}** | {_cell(claim.get('evidence', ''))} |")
     return lines
+
+
+def _verdict_counts(claims: list[dict]) -> str:
+    counts = count_verdicts([c for c in claims if "verdict" in c])
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+
+
+def _value(value) -> str:
+    if isinstance(value, (int, float, list, tuple)) and not isinstance(value, bool):
+        return fmt(value)
+    return str(value)
 
 
 def _metrics_lines(metrics: dict, prefix: str = "") -> list[str]:
     lines = []
     for key, value in metrics.items():
-        if isinstance(value, dict) and not {"mean", "std"} <= set(value):
-            lines += _metrics_lines(value, f"{prefix}{key}.")
+        if isinstance(value, dict) and {"mean", "std"} <= set(value):
+            lines.append(f"- `{prefix}{key}`: {_value(value['mean'])} ± {_value(value['std'])} "
+                         f"(n={value.get('n', '?')})")
         elif isinstance(value, dict):
-            lines.append(f"- `{prefix}{key}`: {value['mean']:.4g} ± {value['std']:.4g} (n={value.get('n')})")
+            lines += _metrics_lines(value, f"{prefix}{key}.")
         else:
-            lines.append(f"- `{prefix}{key}`: {value}")
+            lines.append(f"- `{prefix}{key}`: {_value(value)}")
     return lines
+
+
+def _environment_lines(path: Path) -> list[str]:
+    try:
+        environment = read_json(path / CONFIG_FILE).get("environment") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    rows = [f"| {key} | {_cell(environment[key])} |" for key in ENVIRONMENT_KEYS if key in environment]
+    return ["## Environment", "", "| | |", "|---|---|", *rows, ""] if rows else []
+
+
+def _read_summary(path: Path) -> dict:
+    try:
+        summary = read_json(path / SUMMARY_FILE)
+    except FileNotFoundError:
+        raise ConfigError(f"{str(path)!r} has no {SUMMARY_FILE}; is it a finished dlfound run directory?") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{str(path / SUMMARY_FILE)!r} is unreadable ({e})") from None
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{str(path / SUMMARY_FILE)!r} is not a dlfound summary (not a JSON object)")
+    return summary
 
 
 def render_report(run_dir) -> str:
     """Writes REPORT.md for one run directory from its summary.json; returns the text."""
     path = Path(run_dir)
-    if not (path / SUMMARY).is_file():
-        raise ConfigError(f"{str(path)!r} has no {SUMMARY}; is it a finished dlfound run directory?")
-    summary = read_json(path / SUMMARY)
+    summary = _read_summary(path)
     name = summary.get("experiment", path.name)
+    claims = summary.get("claims", [])
     lines = [f"# {name}", ""]
+    if summary.get("description"):
+        lines += [summary["description"], ""]
     if summary.get("quick"):
         lines += ["*Quick run: tiny budget, verdicts not meaningful.*", ""]
-    lines += ["## Claims", "", *claims_table([(name, c) for c in summary.get("claims", [])]), ""]
+    lines += ["## Claims", "", f"{_verdict_counts(claims)}.", "", *claims_table([(name, c) for c in claims]), ""]
+    criteria = [f"- **{_cell(c.get('id', ''))}**: {_cell(c['criterion'])}" for c in claims if c.get("criterion")]
+    if criteria:
+        lines += ["Criteria:", "", *criteria, ""]
     lines += ["## Metrics", "", *_metrics_lines(summary.get("metrics", {})), ""]
     lines += ["## Config", "", "| field | value |", "|---|---|"]
     lines += [f"| {k} | {_cell(v)} |" for k, v in summary.get("config", {}).items()]
     lines += ["", f"Seeds: {summary.get('seeds')}", ""]
-    for png in sorted(path.glob("*.png")):
-        lines += [f"![{png.stem}]({png.name})", ""]
+    pngs = sorted(path.glob("*.png"))
+    if pngs:
+        lines += ["## Figures", ""]
+        for png in pngs:
+            lines += [f"![{png.stem}]({png.name})", ""]
+    lines += _environment_lines(path)
     text = "\n".join(lines)
-    (path / "REPORT.md").write_text(text)
+    write_bytes_atomic(path / REPORT_FILE, text.encode())
     return text
 
 
 def find_runs(root) -> list[Path]:
     """Run directories at or below `root` (those holding a summary.json)."""
     root = Path(root)
-    if (root / SUMMARY).is_file():
+    if (root / SUMMARY_FILE).is_file():
         return [root]
-    return sorted(p.parent for p in root.rglob(SUMMARY))
+    return sorted(p.parent for p in root.rglob(SUMMARY_FILE))
 
 
 def render_index(root) -> Path:
-    """Writes REPORT.md at `root` with every claim of every run below it; returns its path."""
+    """Writes one report over every run at or below `root`, every claim in one table; returns its path.
+
+    Each run's own REPORT.md is rendered too. The index is `root/REPORT.md`, or `root/INDEX.md`
+    when `root` is itself a run directory (whose REPORT.md is its own report).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{str(root)!r} is not a directory; pass a run directory or a directory of them")
     runs = find_runs(root)
     if not runs:
         raise ConfigError(f"no dlfound runs (summary.json) found under {str(root)!r}")
-    rows, links = [], []
+    rows, links, claims = [], [], []
     for run in runs:
-        summary = read_json(run / SUMMARY)
+        summary = _read_summary(run)
         render_report(run)
         name = summary.get("experiment", run.name) + (" (quick)" if summary.get("quick") else "")
         rows += [(name, c) for c in summary.get("claims", [])]
-        links.append(f"- [{name}]({run.relative_to(root) / 'REPORT.md'})" if run != Path(root) else f"- {name}")
-    text = "\n".join(["# dlfound claims", "", *claims_table(rows), "", "## Runs", "", *links, ""])
-    out = Path(root) / ("INDEX.md" if (Path(root) / SUMMARY).is_file() else "REPORT.md")
-    out.write_text(text)
+        claims += summary.get("claims", [])
+        links.append(f"- [{name}]({(run.relative_to(root) / REPORT_FILE).as_posix()})")
+    text = "\n".join(["# dlfound claims", "", f"{len(runs)} runs: {_verdict_counts(claims)}.", "",
+                      *claims_table(rows), "", "## Runs", "", *links, ""])
+    out = root / ("INDEX.md" if (root / SUMMARY_FILE).is_file() else REPORT_FILE)
+    write_bytes_atomic(out, text.encode())
     return out

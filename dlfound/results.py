@@ -338,8 +338,12 @@ class RunDir:
         path = self.file(SUMMARY_FILE)
         return read_json(path) if path.exists() else None
 
-    def load_rows(self) -> list[dict]:
-        """Rows of finished cells, in order; repairs a torn last line and drops unfinished cells on disk."""
+    def load_rows(self, repair: bool = True) -> list[dict]:
+        """Rows of finished cells, in order; repairs a torn last line and drops unfinished cells on disk.
+
+        `repair=False` only reads (for processes that do not own the directory, such as the
+        non-writing processes of a multi-process run).
+        """
         path = self.file(RESULTS_FILE)
         try:
             data = path.read_bytes()
@@ -349,9 +353,9 @@ class RunDir:
         complete_len = data.rfind(b"\n") + 1
         lines = data[:complete_len].splitlines(keepends=True)
         finished, kept = _finished_blocks(lines)
-        if len(kept) != len(lines):
+        if repair and len(kept) != len(lines):
             write_bytes_atomic(path, b"".join(kept))
-        elif complete_len != len(data):
+        elif repair and complete_len != len(data):
             with open(path, "r+b") as f:
                 f.truncate(complete_len)
                 f.flush()

@@ -150,7 +150,7 @@ def run_sweep(
     seeds = [int(s) for s in seeds]
     model_seeds, members = sweep.members(seeds)
     stored: dict[str, list[dict]] = {}
-    for row in run_dir.load_rows() if run_dir is not None else []:
+    for row in run_dir.load_rows(repair=runtime.is_writer()) if run_dir is not None else []:
         stored.setdefault(row["cell"], []).append(row)
     finished = set(stored)
     datasets = {cell.id: _data_for(cell, data) for cell in cells if cell.id not in finished}

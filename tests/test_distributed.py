@@ -1,0 +1,270 @@
+"""Scale: two processes on localhost give the same run as one process with two devices; a forced
+3-device ensemble equals single-device training; an ensemble over the memory budget runs in chunks with
+the same results; a non-writing process never touches the run directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlfound import ensemble, sweep
+from dlfound.config import Config
+from dlfound.data import load
+from dlfound.data.dataset import Dataset
+from dlfound.results import RunDir
+from dlfound.train import make_train
+
+REPO = Path(__file__).resolve().parents[1]
+RTOL, ATOL = 1e-5, 1e-6
+TIMEOUT_S = 600
+
+TINY = textwrap.dedent('''
+    """A tiny sweep for distributed tests: two moons, 4 structural cells."""
+    from dlfound import runtime
+
+    runtime.configure()
+
+    from dlfound import cli
+    from dlfound.config import Config
+    from dlfound.data import load
+    from dlfound.results import describe
+    from dlfound.sweep import Sweep, run_sweep
+
+    BASE = Config(dataset="moons", depth=1, width=8, batch_size=32, num_epochs=4, eval_every_epochs=2,
+                  optimizer="sgd", learning_rate=0.2)
+
+
+    def run(ctx):
+        data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
+        table = run_sweep(Sweep(ctx.cfg, {"width": (4, 8, 12, 16)}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+        metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
+                       "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
+        return {"metrics": metrics, "claims": []}
+
+
+    EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE, quick_overrides={"num_epochs": 2},
+                                default_seeds=3, run=run)
+
+
+    def main(argv=None):
+        return cli.main(EXPERIMENT, argv)
+
+
+    if __name__ == "__main__":
+        raise SystemExit(main())
+''')
+
+# Trains an ensemble on however many CPU devices DLFOUND_CPU_DEVICES asks for and saves every leaf.
+ENSEMBLE_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    from dlfound import runtime
+
+    runtime.configure()
+    import jax
+    from dlfound.config import Config
+    from dlfound.data import load
+    from dlfound.ensemble import train_ensemble
+
+    cfg = Config(**json.loads(sys.argv[1]))
+    data = load(cfg.dataset, validation_fraction=0.1)
+    out = train_ensemble(cfg, data, json.loads(sys.argv[2]))
+    leaves = jax.tree_util.tree_flatten_with_path(out)[0]
+    np.savez(sys.argv[3], device_count=jax.device_count(),
+             **{jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in leaves})
+''')
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLFOUND_") or k == "DLFOUND_JAX_CACHE"}
+    env.pop("CI", None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "tiny_dist.py"
+    path.write_text(TINY)
+    spec = importlib.util.spec_from_file_location("dlfound_test_tiny_dist", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return path, module
+
+
+def _gloo_available() -> bool:
+    try:
+        from jax._src.lib import _jax
+    except ImportError:
+        return False
+    return hasattr(_jax, "make_gloo_tcp_collectives")
+
+
+def test_two_processes_match_one_process_with_two_devices(tiny, tmp_path):
+    if not _gloo_available():
+        pytest.skip("this jaxlib has no gloo CPU collectives (make_gloo_tcp_collectives)")
+    single = tmp_path / "single"
+    assert tiny[1].main(["--quiet", "--out", str(single)]) == 0  # this process: 2 CPU devices
+
+    multi = tmp_path / "multi"
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, str(tiny[0]), "--quiet", "--out", str(multi)], cwd=tmp_path,
+        env=_env(DLFOUND_COORDINATOR=f"127.0.0.1:{port}", DLFOUND_NUM_PROCESSES="2", DLFOUND_PROCESS_ID=str(i),
+                 DLFOUND_CPU_DEVICES="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=TIMEOUT_S))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    codes = [proc.returncode for proc in procs]
+    if codes != [0, 0]:
+        stderr = "\n".join(err for _, err in outputs)
+        if "gloo" in stderr.lower() and ("unimplemented" in stderr.lower() or "not supported" in stderr.lower()):
+            pytest.skip(f"gloo collectives unavailable here: {stderr.strip().splitlines()[-1]}")
+        raise AssertionError(f"exit statuses {codes}:\n{stderr}")
+
+    assert json.loads((multi / "summary.json").read_text()) == json.loads((single / "summary.json").read_text())
+    assert (multi / "results.jsonl").read_bytes() == (single / "results.jsonl").read_bytes()
+    env = json.loads((multi / "config.json").read_text())["environment"]
+    assert env["process_count"] == 2 and env["device_count"] == 2
+
+
+CFG_3 = Config(dataset="moons", depth=2, width=16, activation="tanh", optimizer="adam", learning_rate=1e-2,
+               batch_size=32, num_epochs=3)
+SEEDS_3 = [0, 1, 2, 3, 4]  # 5 models on 3 devices: padded to 6
+
+
+def test_three_devices_equal_one_device(tmp_path):
+    script = tmp_path / "ensemble.py"
+    script.write_text(ENSEMBLE_SCRIPT)
+    out = tmp_path / "three.npz"
+    cfg = {k: v for k, v in CFG_3.to_dict().items() if k != "resolved_init"}
+    proc = subprocess.run([sys.executable, str(script), json.dumps(cfg), json.dumps(SEEDS_3), str(out)],
+                          env=_env(DLFOUND_CPU_DEVICES="3"), capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    three = dict(np.load(out))
+    assert int(three.pop("device_count")) == 3
+
+    data = load(CFG_3.dataset, validation_fraction=0.1)
+    solo = jax.jit(make_train(CFG_3))  # no vmap, no sharding: one device
+    deviation = 0.0
+    for i, seed in enumerate(SEEDS_3):
+        leaves = jax.tree_util.tree_flatten_with_path(solo(jax.random.key(seed), data))[0]
+        assert {jax.tree_util.keystr(p) for p, _ in leaves} == set(three)
+        for path, leaf in leaves:
+            a, b = three[jax.tree_util.keystr(path)][i], np.asarray(leaf)
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=f"seed {seed} {jax.tree_util.keystr(path)}")
+            finite = np.isfinite(b)
+            deviation = max(deviation, float(np.max(np.abs(a[finite] - b[finite]), initial=0.0)))
+    print(f"3 devices vs 1 device: max deviation {deviation:.3g}")
+
+
+def _toy(n=192, d=6, classes=3) -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n + 64, d)).astype(np.float32)
+    y = np.argmax(x @ rng.normal(size=(d, classes)), axis=1).astype(np.int32)
+    return Dataset(x[:n], y[:n], x[n:n + 32], y[n:n + 32], x[n + 32:], y[n + 32:], name="toy", num_classes=classes)
+
+
+CHUNK_CFG = Config(dataset="xor", depth=1, width=16, optimizer="sgd", learning_rate=0.1, batch_size=32, num_epochs=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(members=st.integers(1, 500), budget_models=st.floats(0, 1000), width=st.integers(1, 4096))
+def test_chunk_size_fits_the_budget(members, budget_models, width):
+    cfg, data, devices = CHUNK_CFG.replace(width=width), _toy(), jax.device_count()
+    per_model = ensemble.estimate_bytes_per_model(cfg, data)
+    budget = int(budget_models * per_model)
+    chunk = ensemble.chunk_size(cfg, data, members, budget)
+    assert chunk % devices == 0 and devices <= chunk <= math.ceil(members / devices) * devices
+    if budget >= devices * per_model:
+        assert chunk * per_model <= budget  # a program stays within the budget when one per device fits
+    if budget >= math.ceil(members / devices) * devices * per_model:
+        assert chunk == math.ceil(members / devices) * devices  # everything fits: one program
+
+
+def test_sweep_over_the_memory_budget_runs_in_chunks_with_the_same_results(monkeypatch):
+    data = _toy()
+    sw = sweep.Sweep(CHUNK_CFG, vmapped={"learning_rate": (0.05, 0.1, 0.2)})
+    seeds = [0, 1, 2, 3]  # 12 models
+    programs = []
+    real_sharded = ensemble._sharded_train
+
+    def counting(train_fn, mesh):
+        run = real_sharded(train_fn, mesh)
+
+        def counted(model_seeds, data, hparams):
+            programs.append(model_seeds.shape[0])
+            return run(model_seeds, data, hparams)
+
+        return counted
+
+    monkeypatch.setattr(ensemble, "_sharded_train", counting)
+    whole = sweep.run_sweep(sw, data, seeds, quiet=True)
+    assert programs == [12]
+
+    budget = 5 * ensemble.estimate_bytes_per_model(CHUNK_CFG, data)  # 5 models fit: chunks of 4
+    programs.clear()
+    monkeypatch.setattr(sweep, "train_ensemble", functools.partial(ensemble.train_ensemble, budget=budget))
+    chunked = sweep.run_sweep(sw, data, seeds, quiet=True)
+    assert programs == [4, 4, 4]
+
+    deviation = 0.0
+    for metric in ("train_loss", "test_loss", "test_accuracy", "batch_loss"):
+        a, b = whole.history("base", metric), chunked.history("base", metric)
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+        finite = np.isfinite(a)
+        deviation = max(deviation, float(np.max(np.abs(a[finite] - b[finite]))))
+    assert list(chunked.member_values("base", "learning_rate")) == list(whole.member_values("base", "learning_rate"))
+    print(f"chunked vs one program: max deviation {deviation:.3g}")
+
+
+def test_a_non_writing_process_never_modifies_the_run_directory(tmp_path, monkeypatch):
+    """Process 1 of a multi-process run reads results.jsonl but must not repair it under process 0."""
+    sw = sweep.Sweep(CHUNK_CFG, {"width": (4, 8)})
+    run = RunDir(tmp_path)
+    for cell in sw.cells():
+        run.append_cell(cell.id, [{"model": 0, "eval": 0, "train_loss": 1.0}])
+    torn = (tmp_path / "results.jsonl").read_bytes() + b'{"cell": "width=4", "mod'
+    (tmp_path / "results.jsonl").write_bytes(torn)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("finished cells were trained again")
+
+    monkeypatch.setattr(sweep, "train_ensemble", no_training)
+    monkeypatch.setattr(sweep.runtime, "is_writer", lambda: False)
+    table = sweep.run_sweep(sw, _toy(), [0], RunDir(tmp_path), quiet=True)
+    assert table.cells() == ["width=4", "width=8"]
+    assert (tmp_path / "results.jsonl").read_bytes() == torn
+
+    monkeypatch.setattr(sweep.runtime, "is_writer", lambda: True)
+    sweep.run_sweep(sw, _toy(), [0], RunDir(tmp_path), quiet=True)
+    assert (tmp_path / "results.jsonl").read_bytes() == torn[: torn.rindex(b"\n") + 1]

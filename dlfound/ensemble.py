@@ -83,6 +83,20 @@ def _to_host(tree) -> dict:
     return jax.tree.map(np.asarray, tree)
 
 
+def _flag_late_divergence(result: TrainResult) -> TrainResult:
+    """Flags members whose evaluated training loss is non-finite though no minibatch loss was.
+
+    `train_step` sees a blow-up in the loss of the step after it, so an update that breaks a model
+    in the last step before the end of training shows only in the evaluation. The step recorded is
+    the evaluation's, the step whose loss `train_step` would have found non-finite.
+    """
+    bad = ~np.isfinite(result.history["train_loss"])
+    first = np.argmax(bad, axis=1)
+    late = (result.diverged_step < 0) & bad.any(axis=1)
+    step = result.history["step"][np.arange(len(first)), first]
+    return result.replace(diverged_step=np.where(late, step, result.diverged_step).astype(result.diverged_step.dtype))
+
+
 def train_ensemble(
     cfg: Config, data: Dataset, seeds: Sequence[int], members: Sequence[dict] | None = None,
     *, budget: int = MEMORY_BUDGET_BYTES, vmapped_dropout: bool | None = None,
@@ -111,4 +125,4 @@ def train_ensemble(
         model_seeds, hparams = _global((model_seeds, hparams), sharding)
         parts.append(_to_host(run(model_seeds, data, hparams)))
     out = jax.tree.map(lambda *xs: np.concatenate(xs)[: len(seeds)], *parts)
-    return out
+    return _flag_late_divergence(out)

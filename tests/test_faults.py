@@ -492,7 +492,7 @@ def test_diverging_members_are_flagged_and_the_others_equal_solo_runs():
     for i in range(len(LEARNING_RATES)):
         finite = np.isfinite(loss[i]).all() and np.isfinite(table.history("base", "test_loss")[i]).all()
         assert finite != diverged[i], f"member {i}: status {status[i]} but finite history {finite}"
-        assert (0 <= steps[i] < total_steps) if diverged[i] else steps[i] == -1
+        assert (0 <= steps[i] <= total_steps) if diverged[i] else steps[i] == -1
 
     solo = jax.jit(make_train(cfg))
     deviation = 0.0
@@ -509,3 +509,14 @@ def test_diverging_members_are_flagged_and_the_others_equal_solo_runs():
                 both = np.isfinite(b)
                 deviation = max(deviation, float(np.max(np.abs(a[i][both] - np.asarray(b)[both]), initial=0)))
     print(f"max |ensemble - solo| over non-diverged members: {deviation:.3g}")
+
+
+def test_divergence_in_the_last_step_is_flagged():
+    """An update that breaks the model in the final step shows only in the last evaluation: still flagged."""
+    data = load("moons", validation_fraction=0.1)
+    cfg = Config(dataset="moons", depth=1, width=8, activation="identity", batch_size=data.num_train, num_epochs=1,
+                 optimizer="sgd")  # one step in all
+    table = sweep.run_sweep(sweep.Sweep(cfg, vmapped={"learning_rate": (0.1, 1e20, 1e38)}), data, [0], quiet=True)
+    assert list(table.member_values("base", "status")) == ["ok", "diverged", "diverged"]
+    assert list(table.member_values("base", "diverged_step")) == [-1, 1, 1]
+    assert np.isnan(table.history("base", "train_loss")[1:, -1]).all()

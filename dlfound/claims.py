@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Iterable
+from collections.abc import Iterable
+from decimal import Decimal
 
 import numpy as np
 
@@ -62,16 +63,18 @@ def all_of(*conditions) -> bool | None:
 
 
 def fmt(x, digits: int = 3) -> str:
-    """Compact text for a number: 3 significant digits, integers whole, 'nan'/'inf', lists bracketed."""
+    """Compact text for a number: 3 significant digits, whole below 1e6, 'nan'/'inf', lists bracketed."""
     if x is None:
         return "n/a"
     if isinstance(x, (bool, np.bool_)):
         return str(bool(x)).lower()
     if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0):
         return "[" + ", ".join(fmt(v, digits) for v in np.asarray(x).ravel().tolist()) + "]"
-    if isinstance(x, (int, np.integer)):
+    if isinstance(x, (int, np.integer)) and abs(int(x)) < 10**6:
         return str(int(x))
-    if not isinstance(x, (float, np.floating, np.ndarray)):
+    if isinstance(x, int) and abs(x) >= 10**300:
+        return f"{Decimal(x):.{digits - 1}e}"
+    if not isinstance(x, (int, np.integer, float, np.floating, np.ndarray)):
         return str(x)
     value = float(x)
     if math.isnan(value):
@@ -112,7 +115,8 @@ def steps_to_target(history_values, steps, target: float, higher_is_better: bool
     values = np.asarray(history_values, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.float64)
     if values.shape[-1:] != steps.shape:
-        raise ValueError(f"history of shape {values.shape} does not match {steps.shape[0]} steps on its last axis")
+        raise ValueError(f"history of shape {values.shape} does not match {steps.shape[0]} steps "
+                         "on its last axis")
     with np.errstate(invalid="ignore"):
         reached = values >= target if higher_is_better else values <= target
     first = np.where(reached.any(axis=-1), steps[np.argmax(reached, axis=-1)], np.inf)

@@ -82,7 +82,7 @@ def one_line(message) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def _first_line(text: Optional[str]) -> str:
+def _first_line(text: str | None) -> str:
     lines = (text or "").strip().splitlines()
     return lines[0] if lines else ""
 
@@ -191,7 +191,8 @@ def _run(experiment: Experiment, ctx: Context, write: bool) -> int:
 
     outcome = experiment.run(ctx)
     if not isinstance(outcome, dict) or not set(outcome) <= {"metrics", "claims"}:
-        raise TypeError(f"{experiment.name}.run must return {{'metrics': dict, 'claims': list}}, got {outcome!r:.200}")
+        raise TypeError(f"{experiment.name}.run must return {{'metrics': dict, 'claims': list}}, "
+                        f"got {outcome!r:.200}")
     summary = {"experiment": experiment.name, "description": _first_line(experiment.description),
                "config": ctx.cfg.to_dict(), "seeds": ctx.seeds, "quick": ctx.quick,
                "metrics": outcome.get("metrics", {}), "claims": outcome.get("claims", [])}

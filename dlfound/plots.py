@@ -110,7 +110,8 @@ def curves_with_bands(path, x, series: dict, xlabel: str, ylabel: str, title: st
             ax.fill_between(x, lo, hi, color=drawn.get_color(), alpha=0.2, linewidth=0)
     if logy:
         ax.set_yscale("log")
-    _decorate(ax, xlabel, ylabel, f"{title}\n({center} over seeds, band: {'min-max' if band == 'minmax' else '±std'})")
+    band_name = "min-max" if band == "minmax" else "±std"
+    _decorate(ax, xlabel, ylabel, f"{title}\n({center} over seeds, band: {band_name})")
     return _save(fig, path)
 
 

@@ -28,8 +28,9 @@ def claims_table(rows: list[tuple[str, dict]]) -> list[str]:
     """Markdown table of (experiment, claim) pairs sorted by claim id."""
     lines = ["| id | experiment | claim | verdict | evidence |", "|---|---|---|---|---|"]
     for experiment, claim in sorted(rows, key=lambda r: (claim_sort_key(r[1].get("id", "")), r[0])):
-        lines.append(f"| {_cell(claim.get('id', ''))} | {_cell(experiment)} | {_cell(claim.get('claim', ''))} | "
-                     f"**{claim.get('verdict', '')}** | {_cell(claim.get('evidence', ''))} |")
+        cells = [_cell(claim.get("id", "")), _cell(experiment), _cell(claim.get("claim", "")),
+                 f"**{claim.get('verdict', '')}**", _cell(claim.get("evidence", ""))]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -70,7 +71,8 @@ def _read_summary(path: Path) -> dict:
     try:
         summary = read_json(path / SUMMARY_FILE)
     except FileNotFoundError:
-        raise ConfigError(f"{str(path)!r} has no {SUMMARY_FILE}; is it a finished dlfound run directory?") from None
+        raise ConfigError(f"{str(path)!r} has no {SUMMARY_FILE}; "
+                          "is it a finished dlfound run directory?") from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"{str(path / SUMMARY_FILE)!r} is unreadable ({e})") from None
     if not isinstance(summary, dict):
@@ -89,8 +91,10 @@ def render_report(run_dir) -> str:
         lines += [summary["description"], ""]
     if summary.get("quick"):
         lines += ["*Quick run: tiny budget, verdicts not meaningful.*", ""]
-    lines += ["## Claims", "", f"{_verdict_counts(claims)}.", "", *claims_table([(name, c) for c in claims]), ""]
-    criteria = [f"- **{_cell(c.get('id', ''))}**: {_cell(c['criterion'])}" for c in claims if c.get("criterion")]
+    lines += ["## Claims", "", f"{_verdict_counts(claims)}.", ""]
+    lines += [*claims_table([(name, c) for c in claims]), ""]
+    criteria = [f"- **{_cell(c.get('id', ''))}**: {_cell(c['criterion'])}"
+                for c in claims if c.get("criterion")]
     if criteria:
         lines += ["Criteria:", "", *criteria, ""]
     lines += ["## Metrics", "", *_metrics_lines(summary.get("metrics", {})), ""]

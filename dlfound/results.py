@@ -25,8 +25,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -147,7 +147,8 @@ def _git_revision() -> tuple[str | None, bool | None]:
     root = Path(__file__).resolve().parent.parent
 
     def git(*args):
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                             check=False)
         return out.stdout.strip() if out.returncode == 0 else None
 
     try:
@@ -227,9 +228,10 @@ class RunDir:
     def __init__(self, path, min_free_bytes: int = MIN_FREE_BYTES):
         self.path = Path(path).expanduser().absolute()
         self._finished: set[str] | None = None
-        self._lock_fd: int | None = None
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"run directory {str(self.path)!r} exists and is not a directory; choose another --out")
+            raise ConfigError(
+                f"run directory {str(self.path)!r} exists and is not a directory; choose another --out"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.path, prefix=".probe-") as probe:
@@ -254,7 +256,7 @@ class RunDir:
         return self.path / name
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator["RunDir"]:
+    def lock(self) -> Iterator[RunDir]:
         """Holds an exclusive flock on `.lock` (freed by the OS even if the process is killed)."""
         fd = os.open(self.file(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -269,13 +271,11 @@ class RunDir:
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            self._lock_fd = fd
             for stale in self.path.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
                     stale.unlink()
             yield self
         finally:
-            self._lock_fd = None
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -13,13 +13,28 @@ from hypothesis import strategies as st
 from dlfound import claims
 
 
-@pytest.mark.parametrize("passed, verdict", [(True, claims.REPRODUCED), (False, claims.NOT_REPRODUCED),
-                                             (None, claims.INCONCLUSIVE), (np.bool_(True), claims.REPRODUCED),
-                                             (np.bool_(False), claims.NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "passed, verdict",
+    [
+        (True, claims.REPRODUCED),
+        (False, claims.NOT_REPRODUCED),
+        (None, claims.INCONCLUSIVE),
+        (np.bool_(True), claims.REPRODUCED),
+        (np.bool_(False), claims.NOT_REPRODUCED),
+    ],
+)
 def test_judge_maps_the_outcome_to_a_verdict(passed, verdict):
-    out = claims.judge("T1", "ReLU trains deep nets", "acc >= 0.9 in 5/5 seeds", passed, "5/5 seeds", {"k": 5})
-    assert out == {"id": "T1", "claim": "ReLU trains deep nets", "criterion": "acc >= 0.9 in 5/5 seeds",
-                   "verdict": verdict, "evidence": "5/5 seeds", "numbers": {"k": 5}}
+    out = claims.judge(
+        "T1", "ReLU trains deep nets", "acc >= 0.9 in 5/5 seeds", passed, "5/5 seeds", {"k": 5}
+    )
+    assert out == {
+        "id": "T1",
+        "claim": "ReLU trains deep nets",
+        "criterion": "acc >= 0.9 in 5/5 seeds",
+        "verdict": verdict,
+        "evidence": "5/5 seeds",
+        "numbers": {"k": 5},
+    }
 
 
 @pytest.mark.parametrize("passed", [True, False, None])
@@ -46,11 +61,27 @@ def test_k_of_n_and_all_of():
     assert claims.all_of([]) is True
 
 
-@pytest.mark.parametrize("x, text", [(None, "n/a"), (True, "true"), (3, "3"), (np.int64(7), "7"), (2.0, "2"),
-                                     (0.97341, "0.973"), (12.345, "12.3"), (1234.5, "1234"), (1.5e7, "1.5e+07"),
-                                     (1.234e-5, "1.23e-05"), (float("nan"), "nan"), (-math.inf, "-inf"),
-                                     ([0.5, 1.0], "[0.5, 1]"), (np.array([0.25, np.inf]), "[0.25, inf]"),
-                                     ("relu", "relu")])
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (None, "n/a"),
+        (True, "true"),
+        (3, "3"),
+        (np.int64(7), "7"),
+        (1234567, "1.23e+06"),
+        (2.0, "2"),
+        (0.97341, "0.973"),
+        (12.345, "12.3"),
+        (1234.5, "1234"),
+        (1.5e7, "1.5e+07"),
+        (1.234e-5, "1.23e-05"),
+        (float("nan"), "nan"),
+        (-math.inf, "-inf"),
+        ([0.5, 1.0], "[0.5, 1]"),
+        (np.array([0.25, np.inf]), "[0.25, inf]"),
+        ("relu", "relu"),
+    ],
+)
 def test_fmt(x, text):
     assert claims.fmt(x) == text
 
@@ -60,9 +91,19 @@ def test_fmt_never_raises_and_is_short(x):
     assert len(claims.fmt(x)) <= 24
 
 
-@pytest.mark.parametrize("a, b, expected", [(6, 3, 2.0), (1, 0, math.inf), (-1, 0, -math.inf), (0, 0, math.nan),
-                                            (math.nan, 1, math.nan), (math.inf, math.inf, math.nan),
-                                            (math.inf, 2, math.inf), (1, math.inf, 0.0)])
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        (6, 3, 2.0),
+        (1, 0, math.inf),
+        (-1, 0, -math.inf),
+        (0, 0, math.nan),
+        (math.nan, 1, math.nan),
+        (math.inf, math.inf, math.nan),
+        (math.inf, 2, math.inf),
+        (1, math.inf, 0.0),
+    ],
+)
 def test_ratio(a, b, expected):
     out = claims.ratio(a, b)
     assert (math.isnan(out) and math.isnan(expected)) or out == expected
@@ -80,11 +121,18 @@ def test_steps_to_target_for_accuracies_losses_and_seeds():
 
 
 def test_print_verdicts_one_line_each():
-    verdicts = [claims.judge("T1", "Claim one", "k", True, "ratio 12"),
-                claims.judge("F2", "Claim two", "k", None, "no data")]
+    verdicts = [
+        claims.judge("T1", "Claim one", "k", True, "ratio 12"),
+        claims.judge("F2", "Claim two", "k", None, "no data"),
+    ]
     out = io.StringIO()
     claims.print_verdicts(verdicts, file=out)
-    assert out.getvalue().splitlines() == ["[T1] reproduced: Claim one -- ratio 12",
-                                           "[F2] inconclusive: Claim two -- no data"]
-    assert claims.count_verdicts(verdicts) == {claims.REPRODUCED: 1, claims.NOT_REPRODUCED: 0,
-                                               claims.INCONCLUSIVE: 1}
+    assert out.getvalue().splitlines() == [
+        "[T1] reproduced: Claim one -- ratio 12",
+        "[F2] inconclusive: Claim two -- no data",
+    ]
+    assert claims.count_verdicts(verdicts) == {
+        claims.REPRODUCED: 1,
+        claims.NOT_REPRODUCED: 0,
+        claims.INCONCLUSIVE: 1,
+    }

@@ -26,9 +26,19 @@ ROWS_B = [{"model": 0, "step": 10, "loss": 1.25}]
 
 
 def test_json_round_trip_of_numpy_values_and_special_floats(tmp_path):
-    obj = {"f": np.float32(0.5), "i": np.int64(3), "b": np.bool_(True), "a": np.arange(3), "t": (1, 2),
-           "nan": float("nan"), "inf": np.inf, "ninf": -np.inf, "nested": [{"x": np.array([np.nan, 1.0])}],
-           "none": None, "path": Path("/x")}
+    obj = {
+        "f": np.float32(0.5),
+        "i": np.int64(3),
+        "b": np.bool_(True),
+        "a": np.arange(3),
+        "t": (1, 2),
+        "nan": float("nan"),
+        "inf": np.inf,
+        "ninf": -np.inf,
+        "nested": [{"x": np.array([np.nan, 1.0])}],
+        "none": None,
+        "path": Path("/x"),
+    }
     results.write_json_atomic(tmp_path / "x.json", obj)
     text = (tmp_path / "x.json").read_text()
     json.loads(text)  # strict JSON: no bare NaN/Infinity tokens
@@ -114,7 +124,9 @@ HOLDER = textwrap.dedent("""
 
 
 def test_lock_held_by_another_process_is_refused_then_freed_by_sigkill(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(ConfigError) as err:
@@ -203,8 +215,10 @@ def test_rows_without_a_done_marker_are_dropped_from_disk(tmp_path):
 
 def test_partial_rows_before_a_complete_block_are_not_counted(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_bytes(b'{"cell": "a", "model": 99}\n' + (
-        b'{"cell": "a", "model": 0}\n{"cell": "a", "_done": true, "rows": 1}\n'))
+    path.write_bytes(
+        b'{"cell": "a", "model": 99}\n'
+        + (b'{"cell": "a", "model": 0}\n{"cell": "a", "_done": true, "rows": 1}\n')
+    )
     assert [r["model"] for r in RunDir(tmp_path).load_rows()] == [0]
 
 
@@ -233,13 +247,18 @@ def test_truncation_at_any_byte_keeps_exactly_the_complete_cells(tmp_path_factor
     (tmp / "results.jsonl").write_bytes(data[:size])
     expected = {f"c{i}" for i, end in enumerate(ends) if end <= size}
     assert RunDir(tmp).finished_cells() == expected
-    assert (tmp / "results.jsonl").read_bytes() == data[:max([0] + [e for e in ends if e <= size])]
+    assert (tmp / "results.jsonl").read_bytes() == data[: max([0] + [e for e in ends if e <= size])]
 
 
 def test_write_config_refuses_a_different_run_unless_overwrite(tmp_path):
     run_dir = RunDir(tmp_path)
-    info = {"experiment": "x", "config": {"depth": 2, "width": 8}, "seeds": [0, 1], "quick": False,
-            "environment": {"utc_time": "then"}}
+    info = {
+        "experiment": "x",
+        "config": {"depth": 2, "width": 8},
+        "seeds": [0, 1],
+        "quick": False,
+        "environment": {"utc_time": "then"},
+    }
     run_dir.write_config(info)
     run_dir.write_config({**info, "environment": {"utc_time": "now"}})  # same run: resume
     run_dir.append_cell("a", ROWS_A)
@@ -262,8 +281,23 @@ def test_summary_round_trip(tmp_path):
 
 def test_environment_info_records_versions_devices_and_git():
     info = results.environment_info()
-    for key in ("python", "jax", "jaxlib", "flax", "optax", "numpy", "backend", "device_count", "device_kinds",
-                "process_count", "default_matmul_precision", "git_revision", "hostname", "command", "utc_time"):
+    for key in (
+        "python",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "numpy",
+        "backend",
+        "device_count",
+        "device_kinds",
+        "process_count",
+        "default_matmul_precision",
+        "git_revision",
+        "hostname",
+        "command",
+        "utc_time",
+    ):
         assert key in info, key
     assert info["device_count"] >= 1 and info["process_count"] >= 1
     assert info["git_revision"] is None or len(info["git_revision"]) == 40
@@ -281,8 +315,15 @@ def test_describe_against_numpy_and_scipy(values):
 
 
 def test_describe_single_seed_nans_and_empty():
-    assert results.describe([0.7]) == {"mean": 0.7, "std": 0.0, "min": 0.7, "max": 0.7, "n": 1, "n_nan": 0,
-                                       "ci95": [0.7, 0.7]}
+    assert results.describe([0.7]) == {
+        "mean": 0.7,
+        "std": 0.0,
+        "min": 0.7,
+        "max": 0.7,
+        "n": 1,
+        "n_nan": 0,
+        "ci95": [0.7, 0.7],
+    }
     out = results.describe([1.0, float("nan"), 3.0])
     assert out["n"] == 2 and out["n_nan"] == 1 and out["mean"] == 2.0
     empty = results.describe([float("nan")])

@@ -92,7 +92,7 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
                      description=_first_line(experiment.description) or None, allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke test whose verdicts mean nothing")
     parser.add_argument("--seeds", type=_seeds, default=None, help=f"seeds 0..N-1 (default {experiment.default_seeds})")
-    parser.add_argument("--out", type=_path("--out"), default=None, help="run directory (default ./runs/<name>, or $DLFOUND_RUNS_DIR/<name>)")
+    parser.add_argument("--out", type=_path("--out"), default=None, help="run directory (default ./runs/<name>, <name>-quick with --quick; root $DLFOUND_RUNS_DIR)")
     parser.add_argument("--dataset", default=None, help="dataset name (see `dlfound list`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set depth=4 (repeatable)")
@@ -103,11 +103,12 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     return parser
 
 
-def _default_out(name: str, from_dir: Optional[str]) -> Path:
+def _default_out(name: str, from_dir: Optional[str], quick: bool = False) -> Path:
     if from_dir:
         source = Path(from_dir).expanduser().resolve()  # "." has no name of its own
         return source.with_name(source.name + "-rerun")
     root = os.environ.get("DLFOUND_RUNS_DIR")
+    name = f"{name}-quick" if quick else name  # a smoke test never blocks the full run's directory
     return Path(root) / name if root else Path("runs") / name
 
 
@@ -165,7 +166,7 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
             return done.code if isinstance(done.code, int) else 0
         cfg, seeds, quick = resolve(experiment, args)
         quiet = args.quiet or bool(os.environ.get("CI"))
-        run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir))
+        run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick))
         info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick}
         if not runtime.is_writer():
             return _run(experiment, Context(cfg, seeds, quick, run_dir, quiet, argv), write=False)

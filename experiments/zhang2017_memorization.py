@@ -168,7 +168,8 @@ def run(ctx: cli.Context) -> dict:
         "train_accuracy": {str(p): describe(v) for p, v in train_acc.items()},
         "test_accuracy": {str(p): describe(v) for p, v in test_acc.items()},
         "train_loss": {str(p): describe(table.final(cell, "train_loss", label_noise=p)) for p in CORRUPTION},
-        "steps_to_fit": {str(p): describe(v) for p, v in fit_steps.items()},
+        # runs that never fit are counted as n_nan
+        "steps_to_fit": {str(p): describe(finite_or_nan(v)) for p, v in fit_steps.items()},
         "chance": chance, "evaluation_interval_steps": interval, "total_steps": int(steps[-1]),
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }

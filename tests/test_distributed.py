@@ -34,7 +34,7 @@ RTOL, ATOL = 1e-5, 1e-6
 TIMEOUT_S = 600
 
 TINY = textwrap.dedent('''
-    """A tiny sweep for distributed tests: two moons, 4 structural cells."""
+    """A tiny sweep for distributed tests: two moons, 2 structural cells."""
     from dlfound import runtime
 
     runtime.configure()
@@ -51,7 +51,7 @@ TINY = textwrap.dedent('''
 
     def run(ctx):
         data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-        table = run_sweep(Sweep(ctx.cfg, {"width": (4, 8, 12, 16)}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+        table = run_sweep(Sweep(ctx.cfg, {"width": (4, 8)}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
         metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
                        "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
         return {"metrics": metrics, "claims": []}

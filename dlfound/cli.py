@@ -96,7 +96,8 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="dataset name (see `dlfound list`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set depth=4 (repeatable)")
-    parser.add_argument("--from", dest="from_dir", type=_path("--from"), default=None, help="re-run the config and seeds of a run directory")
+    parser.add_argument("--from", dest="from_dir", type=_path("--from"), default=None,
+                        help="re-run the config and seeds of a run directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output (also when $CI is set)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a different run already in --out (default: refuse)")
@@ -123,9 +124,10 @@ def _read_run_config(path: str) -> dict:
         stored = read_json(config_file)
     except (OSError, ValueError) as e:
         raise ConfigError(f"--from {path!r}: config.json is unreadable ({e})") from None
-    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict) or not {"seeds", "quick"} <= set(stored):
-        raise ConfigError(f"--from {path!r}: config.json is not a dlfound run config (needs experiment, config, "
-                          "seeds and quick)")
+    if not (isinstance(stored, dict) and isinstance(stored.get("config"), dict)
+            and {"seeds", "quick"} <= set(stored)):
+        raise ConfigError(f"--from {path!r}: config.json is not a dlfound run config "
+                          "(needs experiment, config, seeds and quick)")
     seeds = stored["seeds"]
     if not (isinstance(seeds, list) and seeds and all(
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds)):

@@ -94,7 +94,8 @@ def _flag_late_divergence(result: TrainResult) -> TrainResult:
     first = np.argmax(bad, axis=1)
     late = (result.diverged_step < 0) & bad.any(axis=1)
     step = result.history["step"][np.arange(len(first)), first]
-    return result.replace(diverged_step=np.where(late, step, result.diverged_step).astype(result.diverged_step.dtype))
+    diverged = np.where(late, step, result.diverged_step).astype(result.diverged_step.dtype)
+    return result.replace(diverged_step=diverged)
 
 
 def train_ensemble(

@@ -67,7 +67,7 @@ def _check(arrays: dict[str, np.ndarray], path: Path) -> None:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         for key, value in ((f"x_{split}", x), (f"y_{split}", y)):
             if value.ndim == 0:
-                raise ConfigError(f"{path}: {key} is a single value; expected an array with one row per example")
+                raise ConfigError(f"{path}: {key} is a single value; expected one row per example")
         if len(x) != len(y):
             raise ConfigError(f"{path}: x_{split} has {len(x)} examples but y_{split} has {len(y)}")
         if len(x) == 0 and split != "val":

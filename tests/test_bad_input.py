@@ -1,4 +1,5 @@
-"""Bad input never reaches training: exit status 2, one `error:` line naming the field and value, no traceback.
+"""Bad input never reaches training: exit status 2, one `error:` line naming the field and value, and
+no traceback.
 
 The command line runs in-process (`experiments.depth_activation.main`) with `train_ensemble`
 replaced by a tripwire, so any input that got as far as training fails the test; two real
@@ -193,7 +194,8 @@ def test_generated_bad_integers_are_rejected(capsys, tmp_path, field, data):
 def test_generated_bad_floats_are_rejected(capsys, tmp_path, field, data):
     ok = FLOAT_OK[field]
     raw = data.draw(st.one_of(
-        st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not (math.isfinite(v) and ok(v))).map(repr),
+        st.floats(allow_nan=True, allow_infinity=True)
+        .filter(lambda v: not (math.isfinite(v) and ok(v))).map(repr),
         st.text(max_size=8).filter(lambda s: not _parses(float, s)),
     ), label="raw")
     status, err, out = _cli(capsys, tmp_path, "--set", f"{field}={raw}")
@@ -206,8 +208,8 @@ def test_generated_bad_floats_are_rejected(capsys, tmp_path, field, data):
 @given(data=st.data())
 def test_generated_unknown_names_are_rejected(capsys, tmp_path, field, data):
     valid = NAMES[field]
-    raw = data.draw(st.text(max_size=10).filter(lambda s: s.strip() not in valid and not s.startswith("npz:")),
-                    label="raw")
+    names = st.text(max_size=10).filter(lambda s: s.strip() not in valid and not s.startswith("npz:"))
+    raw = data.draw(names, label="raw")
     status, err, out = _cli(capsys, tmp_path, "--set", f"{field}={raw}")
     line = _rejected(status, err, out, field)
     assert "valid choices" in line
@@ -215,7 +217,8 @@ def test_generated_unknown_names_are_rejected(capsys, tmp_path, field, data):
 
 
 @HYP
-@given(raw=st.text(max_size=8).filter(lambda s: s.strip().lower() not in {"true", "1", "yes", "false", "0", "no"}))
+@given(raw=st.text(max_size=8).filter(
+    lambda s: s.strip().lower() not in {"true", "1", "yes", "false", "0", "no"}))
 def test_generated_bad_booleans_are_rejected(capsys, tmp_path, raw):
     status, err, out = _cli(capsys, tmp_path, "--set", f"residual={raw}")
     line = _rejected(status, err, out, "residual")
@@ -266,7 +269,8 @@ def _run_dir(tmp_path, config_text: str) -> Path:
 
 
 def test_from_rejects_what_is_not_a_run_directory(capsys, tmp_path):
-    stored = {"experiment": "depth_activation", "config": config_lib.Config().to_dict(), "seeds": [0], "quick": True}
+    stored = {"experiment": "depth_activation", "config": config_lib.Config().to_dict(), "seeds": [0],
+              "quick": True}
     empty = tmp_path / "empty"
     empty.mkdir()
     regular = tmp_path / "file.txt"
@@ -282,12 +286,13 @@ def test_from_rejects_what_is_not_a_run_directory(capsys, tmp_path):
         (str(_run_dir(tmp_path, json.dumps({**stored, "experiment": "other"}))), "'other'"),
         (str(_run_dir(tmp_path, json.dumps({**stored, "seeds": [-1]}))), "seeds"),
         (str(_run_dir(tmp_path, json.dumps({**stored, "seeds": "abc"}))), "seeds"),
-        (str(_run_dir(tmp_path, json.dumps({**stored, "config": {**stored["config"], "depth": -3}}))), "depth=-3"),
+        (str(_run_dir(tmp_path, json.dumps({**stored, "config": {**stored["config"], "depth": -3}}))),
+         "depth=-3"),
         (str(_run_dir(tmp_path, json.dumps({**stored, "config": {"dpeth": 3}}))), "'dpeth'"),
         (str(_run_dir(tmp_path, json.dumps({**stored, "config": [1]}))), "config.json"),
     ]
     for path, needle in cases:
-        status, err, out = _cli(capsys, tmp_path, "--from", path, "--out", str(tmp_path / "rerun"))
+        status, err, _ = _cli(capsys, tmp_path, "--from", path, "--out", str(tmp_path / "rerun"))
         _rejected(status, err, tmp_path / "rerun", needle)
     assert not (tmp_path / "rerun" / "config.json").exists()
 
@@ -386,7 +391,7 @@ def test_subprocess_shows_one_line_and_no_traceback(tmp_path, argv, needle):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLFOUND_COORDINATOR")}
     proc = subprocess.run([sys.executable, "-m", "experiments.depth_activation", "--quick", "--out",
                            str(tmp_path / "run"), *argv], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()

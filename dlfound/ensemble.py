@@ -10,6 +10,7 @@ share independently.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Sequence
 
 import jax
@@ -20,6 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
+from dlfound.errors import ConfigError
 from dlfound.train import Hyperparams, TrainResult, make_train
 
 AXIS = "models"
@@ -44,6 +46,19 @@ def estimate_bytes_per_model(cfg: Config, data: Dataset) -> int:
     units = sum(sizes[1:])
     eval_rows = min(8192, data.num_train + len(data.x_val) + len(data.x_test))
     return 4 * (6 * params + 3 * (cfg.batch_size + eval_rows) * units)
+
+
+def host_memory_bytes() -> int:
+    """Physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(cfg: Config, data: Dataset) -> None:
+    """Refuses, before compiling, a model whose working set exceeds 80% of the machine's memory."""
+    need, have = estimate_bytes_per_model(cfg, data), host_memory_bytes()
+    if jax.default_backend() == "cpu" and need > 0.8 * have:
+        raise ConfigError(f"one model of depth={cfg.depth}, width={cfg.width} needs about {need / 2**30:.1f} GiB; "
+                          f"this machine has {have / 2**30:.1f} GiB: reduce width, depth or batch_size")
 
 
 def chunk_size(cfg: Config, data: Dataset, num_members: int, budget: int = MEMORY_BUDGET_BYTES) -> int:
@@ -112,6 +127,7 @@ def train_ensemble(
         raise ValueError(f"{len(seeds)} seeds but {len(members)} hyperparameter members")
     if vmapped_dropout is None:
         vmapped_dropout = any(m.get("dropout_rate", cfg.dropout_rate) > 0 for m in members)
+    check_fits(cfg, data)
     mesh = model_mesh()
     run = _sharded_train(make_train(cfg, vmapped_dropout=vmapped_dropout), mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))

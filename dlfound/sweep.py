@@ -23,7 +23,7 @@ from dlfound import runtime
 from dlfound.config import VMAPPABLE, Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
-from dlfound.ensemble import train_ensemble
+from dlfound.ensemble import check_fits, train_ensemble
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir
 
@@ -154,6 +154,9 @@ def run_sweep(
         stored.setdefault(row["cell"], []).append(row)
     finished = set(stored)
     datasets = {cell.id: _data_for(cell, data) for cell in cells if cell.id not in finished}
+    for cell in cells:
+        if cell.id in datasets:
+            check_fits(cell.cfg, datasets[cell.id])  # refuse an oversized cell before any training
     progress = Progress(len(cells), quiet)
     rows: list[dict] = []
     for cell in cells:

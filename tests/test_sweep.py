@@ -121,3 +121,9 @@ def test_diverged_members_are_recorded_and_do_not_disturb_the_others():
 def test_batch_larger_than_data_is_a_config_error():
     with pytest.raises(ConfigError, match="batch_size"):
         sweep.run_sweep(sweep.Sweep(BASE.replace(batch_size=10_000)), _data(), [0], quiet=True)
+
+
+def test_a_model_too_big_for_the_machine_is_refused_before_compiling():
+    cfg = BASE.replace(width=10**9)
+    with pytest.raises(ConfigError, match="GiB"):
+        ensemble.train_ensemble(cfg, _data(), [0])

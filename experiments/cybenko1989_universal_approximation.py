@@ -1,0 +1,198 @@
+"""Cybenko (1989); Hornik et al. (1989): one hidden layer approximates any continuous function; error falls with width.
+
+Papers: Cybenko (1989), "Approximation by superpositions of a sigmoidal function", Math. Control
+        Signals Systems 2; Hornik, Stinchcombe & White (1989), "Multilayer feedforward networks
+        are universal approximators", Neural Networks 2; Leshno, Lin, Pinkus & Schocken (1993),
+        "Multilayer feedforward networks with a nonpolynomial activation function can
+        approximate any function" (ReLU included); Barron (1993) for the O(1/width) rate.
+Claim:  F6: finite sums sum_j a_j sigma(w_j x + b_j) are dense in C([a, b]): a one-hidden-layer
+        net approximates any continuous target, and its best error falls as the width grows.
+        The theorems say nothing about training; here the "best" error is the best over 3 seeds
+        and 2 learning rates of a net trained with Adam.
+Setup:  Four continuous 1-D targets on [-1, 1] (`dlfound.data` regression tasks, 256 uniform
+        training and 256 test points): sin(3 pi x) (three periods), |x|, a Gaussian bump of
+        width 0.1, and a steep logistic step (sharpness 50). One hidden layer of width 2, 4,
+        ..., 1024 (one compile per width; the targets reuse the compiled program), ReLU with He
+        init, MSE, full-batch Adam at a constant lr in {3e-3, 1e-2} (vmapped; C05: 1e-2),
+        4000 steps, 3 seeds. The input is (x, 1): the library starts biases at zero, which puts
+        every ReLU's knot at x = 0; the constant feature gives each unit a random bias (knots
+        at -w2/w1, spread over the domain), the role of the random biases in the C05 design.
+        Test MSE is 2 x the library's test loss (which is half the squared error).
+Run:    python -m experiments.cybenko1989_universal_approximation           # ~3 min on 2 CPU cores
+        python -m experiments.cybenko1989_universal_approximation --quick   # seconds; smoke test only
+        python -m experiments.cybenko1989_universal_approximation --set activation=tanh
+Expect: best test MSE falls by 2-4 orders of magnitude from width 2 to width 64, then flattens
+        near 1e-5 (Adam's noise floor and the 256-point sample: from width 256 on the net has
+        more units than training points), so the log-log slope over 2..1024 stays negative.
+        |x| is two ReLUs (|x| = relu(x) + relu(-x)): width 2 already fits it, a control showing
+        that a target inside the class needs no width at all.
+Pass:   C05's criterion, on C05's widths 2..64, for every target that is not exactly a width-2
+        net of the activation (declared up front: |x| for ReLU, the logistic step for tanh and
+        sigmoid): best MSE(64) <= 1e-2 x best MSE(2) and the best MSE non-increasing from 2 to
+        64 allowing one violation; plus a negative least-squares slope of log MSE on log width
+        over all widths 2..1024. For the in-class targets: best MSE <= 1e-4 x Var(y) at every
+        width.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlfound import claims, cli, plots, runtime
+from dlfound.config import Config
+from dlfound.data import load
+from dlfound.data.dataset import Dataset
+from dlfound.models import make_model
+from dlfound.results import read_json, write_json_atomic
+from dlfound.sweep import Sweep, cell_id, run_sweep
+
+BASE = Config(dataset="sin", depth=1, width=2, activation="relu", loss="mse", optimizer="adam",
+              learning_rate=1e-2, batch_size=256, num_epochs=4000,
+              eval_every_epochs=1000, validation_fraction=0.0)
+# name -> dlfound.data options; every target is continuous on [-1, 1]
+TARGETS = {"sin": {"frequency": 3.0}, "abs": {}, "bump": {"width": 0.1}, "step": {"sharpness": 50.0}}
+IN_CLASS = {"relu": ("abs",), "leaky_relu": ("abs",), "tanh": ("step",), "sigmoid": ("step",)}
+WIDTHS = tuple(2**j for j in range(1, 11))
+LEARNING_RATES = (3e-3, 1e-2)
+NUM_POINTS = 256
+FIT_WIDTHS = (2, 8, 64, 1024)
+QUICK = {"targets": ("sin", "abs"), "widths": (2, 8)}
+RATIO, VIOLATIONS, IN_CLASS_NMSE = 1e-2, 1, 1e-4
+RATE_WIDTH = 64  # C05 judges widths 2..64; wider nets show the floor
+
+
+def with_constant_feature(x: np.ndarray) -> np.ndarray:
+    """(x, 1): the second column gives every first-layer unit an effective random bias."""
+    return np.concatenate([x, np.ones_like(x)], axis=1).astype(np.float32)
+
+
+def target_data(name: str, num_points: int = NUM_POINTS) -> Dataset:
+    """The 1-D regression task `name` on [-1, 1] with inputs (x, 1) and no validation split."""
+    d = load(name, validation_fraction=0.0, num_examples=num_points, num_test=num_points, **TARGETS[name])
+    return Dataset(with_constant_feature(d.x_train), d.y_train, with_constant_feature(d.x_val), d.y_val,
+                   with_constant_feature(d.x_test), d.y_test, name=name, num_classes=0)
+
+
+def loglog_slope(widths, mse) -> float:
+    """Least-squares slope of log10 MSE against log10 width."""
+    return float(np.polyfit(np.log10(widths), np.log10(mse), 1)[0])
+
+
+def _fits_hook(ctx, x_plot: np.ndarray):
+    """on_result hook: predictions on `x_plot` of each cell's best member, kept in the run dir for resumes."""
+    path = ctx.run_dir.file("fits.json")
+    memory: dict = {}
+
+    def hook(cell, result):
+        if cell.cfg.width not in FIT_WIDTHS:
+            return
+        best = int(np.argmin(result.history["test_loss"][:, -1]))
+        model = make_model(cell.cfg, 1)
+        params = jax.tree.map(lambda a: a[best], result.params)
+        y = model.apply({"params": params}, jnp.asarray(with_constant_feature(x_plot[:, None])))[:, 0]
+        memory[cell.id] = np.asarray(y).tolist()
+        if runtime.is_writer():
+            write_json_atomic(path, {**(read_json(path) if path.exists() else {}), cell.id: memory[cell.id]})
+
+    def stored() -> dict:
+        return {**(read_json(path) if path.exists() else {}), **memory}
+
+    return hook, stored
+
+
+def _judge(best, variances, activation, widths, quick) -> list[dict]:
+    in_class = [t for t in best if t in IN_CLASS.get(activation, ())]
+    rate_targets = [t for t in best if t not in in_class]
+    w = np.asarray(widths)
+    small, mid = widths[0], RATE_WIDTH if RATE_WIDTH in widths else widths[-1]
+    upto = widths.index(mid) + 1
+    flags, parts, numbers = [], [], {}
+    for t in rate_targets:
+        mse = best[t]
+        ratio = claims.ratio(mse[upto - 1], mse[0])
+        rises = int(np.sum(np.diff(mse[:upto]) > 0))
+        slope = loglog_slope(w, mse)
+        flags.append(ratio <= RATIO and rises <= VIOLATIONS and slope < 0)
+        parts.append(f"{t}: MSE {claims.fmt(mse[0])} (w={small}) -> {claims.fmt(mse[upto - 1])} "
+                     f"(w={mid}) -> {claims.fmt(mse[-1])} (w={widths[-1]}), ratio {claims.fmt(ratio)}, "
+                     f"{rises} rises up to w={mid}, slope {slope:.2f}")
+        numbers[t] = {"best_mse": mse.tolist(), "ratio": ratio, "rises": rises, "slope": slope}
+    out = [claims.judge(
+        "F6", "One hidden layer approximates continuous functions, with error falling as width grows "
+              "(Cybenko 1989; Hornik et al. 1989)",
+        f"per target: best MSE({mid}) <= {RATIO:g} x best MSE({small}), at most {VIOLATIONS} rise along widths "
+        f"{small}..{mid}, negative log-log slope over {small}..{widths[-1]} (best over seeds and learning rates)",
+        all(flags) if flags else None, "; ".join(parts) or "no target outside the width-2 class",
+        {"widths": list(widths), **numbers}, quick=quick)]
+    if in_class:
+        nmse = {t: best[t] / variances[t] for t in in_class}
+        out.append(claims.judge(
+            "F6", f"A target inside the class ({', '.join(in_class)} for {activation}) is fit at every width",
+            f"best MSE <= {IN_CLASS_NMSE:g} x Var(y) at every width",
+            all(np.all(v <= IN_CLASS_NMSE) for v in nmse.values()),
+            "; ".join(f"{t}: max MSE/Var(y) over widths {claims.fmt(v.max())} (w={widths[int(np.argmax(v))]})"
+                      for t, v in nmse.items()),
+            {t: {"best_mse": best[t].tolist(), "variance": variances[t]} for t in in_class}, quick=quick))
+    return out
+
+
+def _plots(ctx, best, per_seed, widths, fits, datasets, x_plot) -> None:
+    plots.lines(ctx.run_dir.file("mse_vs_width.png"), np.asarray(widths), {t: v for t, v in best.items()},
+                "hidden units", "best test MSE (seeds x learning rates)",
+                "One hidden layer: approximation error vs width", logx=True, logy=True)
+    plots.lines(ctx.run_dir.file("mse_vs_width_per_seed.png"), np.asarray(widths), per_seed,
+                "hidden units", "test MSE, best learning rate per seed (mean ± std over seeds)",
+                "Error vs width, spread over seeds", logx=True, logy=True)
+    for target, data in datasets.items():
+        x = np.asarray(data.x_test[:, 0])
+        order = np.argsort(x)
+        series = {f"{target} (test points)": np.interp(x_plot, x[order], np.asarray(data.y_test[order, 0]))}
+        for w in FIT_WIDTHS:
+            cell = cell_id({"dataset": target, "width": w})
+            if cell in fits:
+                series[f"width {w}"] = np.asarray(fits[cell])
+        plots.curves_with_bands(ctx.run_dir.file(f"fits_{target}.png"), x_plot, series, "x", "f(x)",
+                                f"{target}: best one-hidden-layer fits by width")
+
+
+def run(ctx: cli.Context) -> dict:
+    targets = QUICK["targets"] if ctx.quick else tuple(TARGETS)
+    widths = QUICK["widths"] if ctx.quick else WIDTHS
+    datasets = {t: target_data(t) for t in targets}
+    x_plot = np.linspace(-1.0, 1.0, 401)
+    hook, stored_fits = _fits_hook(ctx, x_plot)
+    sweep = Sweep(ctx.cfg, {"dataset": targets, "width": widths}, {"learning_rate": LEARNING_RATES})
+    table = run_sweep(sweep, lambda cfg: datasets[cfg.dataset], ctx.seeds, ctx.run_dir,
+                      quiet=ctx.quiet, on_result=hook)
+    best, per_seed = {}, {}
+    for t in targets:
+        mse_WxM = np.stack([2 * table.final(cell_id({"dataset": t, "width": w}), "test_loss") for w in widths])
+        mse_WxM = np.where(np.isfinite(mse_WxM), mse_WxM, np.inf)
+        best[t] = mse_WxM.min(axis=1)
+        seeds = table.member_values(cell_id({"dataset": t, "width": widths[0]}), "seed")
+        per_seed[t] = np.stack([mse_WxM[:, seeds == s].min(axis=1) for s in np.unique(seeds)])
+    variances = {t: float(np.var(np.asarray(d.y_test))) for t, d in datasets.items()}
+    verdicts = _judge(best, variances, ctx.cfg.activation, list(widths), ctx.quick)
+    _plots(ctx, best, per_seed, widths, stored_fits(), datasets, x_plot)
+    metrics = {"widths": list(widths), "learning_rates": list(LEARNING_RATES),
+               "best_test_mse": {t: v.tolist() for t, v in best.items()},
+               "best_test_mse_over_variance": {t: (v / variances[t]).tolist() for t, v in best.items()},
+               "loglog_slope": {t: loglog_slope(widths, v) for t, v in best.items()},
+               "test_mse_by_seed": {t: v.tolist() for t, v in per_seed.items()},
+               "target_variance": variances, "activation": ctx.cfg.activation, "init": ctx.cfg.resolved_init}
+    return {"metrics": metrics, "claims": verdicts}
+
+
+EXPERIMENT = cli.Experiment(
+    name="cybenko1989_universal_approximation", description=__doc__, base=BASE,
+    quick_overrides={"num_epochs": 4, "eval_every_epochs": 2}, default_seeds=3, run=run)
+
+
+def main(argv=None) -> int:
+    return cli.main(EXPERIMENT, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Ioffe & Szegedy (2015): batch normalization makes sigmoid and deep MLPs train faster and better.
+
+Paper:  S. Ioffe and C. Szegedy, "Batch normalization: accelerating deep network training by
+        reducing internal covariate shift", ICML 2015 (Sec. 4.1, Fig. 1: MNIST, 3 fully connected
+        hidden layers of 100 sigmoid units, batch 60, 50k steps; Sec. 4.2: BN allows much higher
+        learning rates, and a sigmoid Inception trains with BN (69.8%) but stays at chance without).
+Claim:  T5: with batch normalization before every hidden nonlinearity, the same MLP at the same
+        learning rate reaches a higher test accuracy in fewer steps, and it trains over a wider
+        range of learning rates, for sigmoid and for deep ReLU MLPs.
+Setup:  MNIST-1D with all 4000 training examples, inputs standardized; plain SGD, batch 60,
+        ~5000 steps, evaluated every ~130 steps; learning rates 0.02, 0.1, 0.5, 2.5 vmapped
+        (0.1 and 0.5 are CLAIMS.md C12's), 3 seeds; each net with and without BN (`norm="batch"`:
+        Dense -> BN -> activation, batch statistics in training, running averages (momentum 0.9)
+        at evaluation). Nets: the paper's 40-100-100-100-10 sigmoid MLP with LeCun init (N(0, 1/fan_in):
+        0.1^2 for the 100-wide layers, the paper's "small random Gaussian values"); a deep sigmoid
+        MLP, 10 x 64 with Glorot init (the analogue of the paper's sigmoid Inception, which stayed at
+        chance without BN); and a deep ReLU MLP, 10 x 64 with He init. Budgets are set in steps
+        (num_epochs follows from the dataset).
+Run:    python -m experiments.ioffe2015_batchnorm            # ~2 min on 2 CPU cores
+        python -m experiments.ioffe2015_batchnorm --quick    # seconds; smoke test only
+        python -m experiments.ioffe2015_batchnorm --dataset fashion_mnist   # full size: the same step
+            budget; every evaluation passes 70k images (a few times longer on CPU; fine on a GPU)
+Expect: (CLAIMS.md C12 calibration) sigmoid without BN never reaches 50% test accuracy at lr 0.1
+        or 0.5 (final ~0.35-0.48); with BN it does in ~1000-2000 steps and ends near 0.68-0.70.
+        The deep sigmoid net stays at chance without BN at every rate and reaches ~0.7 test with
+        it; the deep ReLU net without BN trains at 0.02 and 0.1 and collapses at 0.5 and 2.5,
+        with BN it trains at all four rates and ends ~0.1 higher in test accuracy.
+Pass:   (1) sigmoid 3 x 100, at lr 0.1 and at 0.5: BN's final test accuracy >= no-BN's + 10 points
+        in every seed (paired by seed), and BN reaches 50% test accuracy within 3000 steps in every
+        seed while no seed without BN does (CLAIMS.md C12 Pass);
+        (2) for each net, BN trains at more of the learning rates: the number of rates at which
+        every seed reaches the net's train-accuracy target (sigmoids 0.75, ReLU 0.8) without
+        diverging is larger with BN;
+        (3) for each net, each at its best rate: BN's best median steps to the train target is
+        <= no-BN's, and BN's best median final test accuracy is >= no-BN's (the paper compares
+        BN at its higher rates with the baseline at its own: 14x fewer steps, higher accuracy).
+        At equal small rates BN can be slower for the He-initialized ReLU net (calibration:
+        lr 0.02, 0.90 vs 0.995 train accuracy after 5000 steps); the verdicts print every rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlfound import claims, cli, plots
+from dlfound.config import Config
+from dlfound.data import load
+from dlfound.results import describe
+from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+
+BASE = Config(dataset="mnist1d", depth=3, width=100, activation="sigmoid", init="lecun", optimizer="sgd",
+              learning_rate=0.1, batch_size=60, num_epochs=76, eval_every_epochs=2, validation_fraction=0.0)
+# name -> (structural settings, train-accuracy target for the stability criterion)
+NETS = {
+    "sigmoid": ({"depth": 3, "width": 100, "activation": "sigmoid", "init": "lecun"}, 0.75),
+    "deep_sigmoid": ({"depth": 10, "width": 64, "activation": "sigmoid", "init": "glorot"}, 0.75),
+    "relu": ({"depth": 10, "width": 64, "activation": "relu", "init": "he"}, 0.80),
+}
+LEARNING_RATES = (0.02, 0.1, 0.5, 2.5)
+PAPER_RATES = (0.1, 0.5)  # CLAIMS.md C12
+NORMS = (None, "batch")
+BUDGET = {"steps": 5000, "eval_steps": 132, "nets": ("sigmoid", "deep_sigmoid", "relu"),
+          "learning_rates": LEARNING_RATES}
+QUICK = {"steps": 132, "eval_steps": 66, "nets": ("sigmoid",), "learning_rates": PAPER_RATES}
+TEST_TARGET, TEST_TARGET_STEPS = 0.5, 3000  # C12: BN reaches 50% test within 3000 steps
+
+
+def budget_config(cfg: Config, num_train: int, steps: int, eval_steps: int) -> Config:
+    """`cfg` with num_epochs and eval_every_epochs giving about `steps` steps, evaluated every ~`eval_steps`."""
+    per_epoch = max(1, num_train // cfg.batch_size)
+    every = max(1, round(eval_steps / per_epoch))
+    evals = max(1, round(steps / (every * per_epoch)))
+    return cfg.replace(num_epochs=every * evals, eval_every_epochs=every)
+
+
+def _cell(net: str, norm) -> str:
+    settings = NETS[net][0]
+    return cell_id({"activation": settings["activation"], "depth": settings["depth"], "norm": norm})
+
+
+def _label(norm) -> str:
+    return "BN" if norm == "batch" else "no BN"
+
+
+def _steps(table: Table, cell: str, metric: str, target: float, lr: float) -> np.ndarray:
+    values = table.history(cell, metric, learning_rate=lr)
+    return np.asarray(claims.steps_to_target(values, table.steps(cell), target), dtype=float).reshape(-1)
+
+
+def _diverged(table: Table, cell: str, lr: float) -> np.ndarray:
+    loss = table.history(cell, "train_loss", learning_rate=lr)
+    return ~np.all(np.isfinite(loss), axis=1)
+
+
+def _net_summary(table: Table, net: str, lrs) -> dict:
+    """Per norm and learning rate: steps to the train target, final accuracies, divergence."""
+    target = NETS[net][1]
+    out = {}
+    for norm in NORMS:
+        cell = _cell(net, norm)
+        out[_label(norm)] = {lr: {
+            "steps_to_train_target": _steps(table, cell, "train_accuracy", target, lr),
+            "steps_to_test_50": _steps(table, cell, "test_accuracy", TEST_TARGET, lr),
+            "final_test": table.final(cell, "test_accuracy", learning_rate=lr),
+            "final_train": table.final(cell, "train_accuracy", learning_rate=lr),
+            "diverged": _diverged(table, cell, lr),
+        } for lr in lrs}
+    return out
+
+
+def _judge_paper(summary: dict, lrs, quick: bool) -> dict:
+    rates = [lr for lr in PAPER_RATES if lr in lrs]
+    flags, parts = [], []
+    for lr in rates:
+        bn, plain = summary["BN"][lr], summary["no BN"][lr]
+        better = bool(np.all(bn["final_test"] >= plain["final_test"] + 0.10))
+        faster = bool(np.all(bn["steps_to_test_50"] <= TEST_TARGET_STEPS)
+                      and not np.any(plain["steps_to_test_50"] <= TEST_TARGET_STEPS))
+        flags += [better, faster]
+        parts.append(f"lr {lr}: final test BN {claims.fmt(bn['final_test'])} vs no BN {claims.fmt(plain['final_test'])}; "
+                     f"steps to 50% test BN {claims.fmt(bn['steps_to_test_50'])} vs no BN "
+                     f"{claims.fmt(plain['steps_to_test_50'])}")
+    return claims.judge(
+        "T5", "BN makes the paper's 3 x 100 sigmoid MLP reach a higher test accuracy, faster, at the same "
+        "learning rate (Ioffe & Szegedy 2015, Fig. 1a)",
+        f"at lr {' and '.join(map(str, rates))}: BN final test >= no-BN + 10 points in every seed, and BN reaches "
+        f"{TEST_TARGET:.0%} test within {TEST_TARGET_STEPS} steps in every seed while no seed without BN does",
+        all(flags), "; ".join(parts),
+        {str(lr): {k: {n: summary[k][lr][n].tolist() for n in ("final_test", "steps_to_test_50")}
+                   for k in summary} for lr in rates}, quick=quick)
+
+
+def _trains(entry: dict) -> bool:
+    return bool(np.all(np.isfinite(entry["steps_to_train_target"])) and not np.any(entry["diverged"]))
+
+
+def _judge_stability(summary: dict, net: str, lrs, quick: bool) -> dict:
+    target = NETS[net][1]
+    ok = {k: [lr for lr in lrs if _trains(summary[k][lr])] for k in summary}
+    settings = NETS[net][0]
+    return claims.judge(
+        "T5", f"BN trains the {settings['depth']} x {settings['width']} {settings['activation']} MLP over a wider range of learning "
+        "rates (Ioffe & Szegedy 2015, Sec. 3.3: BN enables higher learning rates)",
+        f"number of learning rates (of {list(lrs)}) at which every seed reaches {target:.0%} train accuracy "
+        "without diverging: BN > no BN",
+        len(ok["BN"]) > len(ok["no BN"]),
+        f"rates that train: BN {ok['BN']} vs no BN {ok['no BN']}; median final train accuracy by rate: "
+        + "; ".join(f"lr {lr}: BN {claims.fmt(np.median(summary['BN'][lr]['final_train']))}, no BN "
+                    f"{claims.fmt(np.median(summary['no BN'][lr]['final_train']))}"
+                    + (" (diverged)" if np.any(summary['no BN'][lr]['diverged']) else "") for lr in lrs),
+        {"rates_that_train": ok,
+         "median_final_train": {k: {str(lr): float(np.median(summary[k][lr]["final_train"])) for lr in lrs}
+                                for k in summary}}, quick=quick)
+
+
+def _judge_best_rate(summary: dict, net: str, lrs, quick: bool) -> dict:
+    target = NETS[net][1]
+    steps = {k: {lr: float(np.median(summary[k][lr]["steps_to_train_target"])) for lr in lrs} for k in summary}
+    test = {k: {lr: float(np.median(summary[k][lr]["final_test"])) for lr in lrs} for k in summary}
+    best_steps = {k: min(v.values()) for k, v in steps.items()}
+    best_test = {k: max(v.values()) for k, v in test.items()}
+    passed = best_steps["BN"] <= best_steps["no BN"] and best_test["BN"] >= best_test["no BN"]
+    settings = NETS[net][0]
+    return claims.judge(
+        "T5", f"With BN the {settings['depth']} x {settings['width']} {settings['activation']} MLP, each at its best learning rate, "
+        "trains faster and reaches a higher test accuracy (Ioffe & Szegedy 2015, Sec. 4.2)",
+        f"best (over rates) median steps to {target:.0%} train: BN <= no BN; best median final test accuracy: "
+        "BN >= no BN",
+        bool(passed),
+        f"best median steps: BN {claims.fmt(best_steps['BN'])} vs no BN {claims.fmt(best_steps['no BN'])}; best "
+        f"median final test: BN {claims.fmt(best_test['BN'])} vs no BN {claims.fmt(best_test['no BN'])}; at equal "
+        "rates (median steps to target, final test): "
+        + "; ".join(f"lr {lr}: BN {claims.fmt(steps['BN'][lr])}, {claims.fmt(test['BN'][lr])} vs no BN "
+                    f"{claims.fmt(steps['no BN'][lr])}, {claims.fmt(test['no BN'][lr])}" for lr in lrs),
+        {"median_steps": {k: {str(lr): v for lr, v in d.items()} for k, d in steps.items()},
+         "median_final_test": {k: {str(lr): v for lr, v in d.items()} for k, d in test.items()}}, quick=quick)
+
+
+def _plots(ctx, table: Table, nets, lrs) -> None:
+    for net in nets:
+        cells = {norm: _cell(net, norm) for norm in NORMS}
+        steps = table.steps(cells[None])
+        name = "{depth} x {width} {activation}".format(**NETS[net][0])
+        plots.curves_with_bands(
+            ctx.run_dir.file(f"{net}_test_accuracy.png"), steps,
+            {f"{_label(n)}, lr {lr}": table.history(c, "test_accuracy", learning_rate=lr)
+             for n, c in cells.items() for lr in lrs},
+            "step", "test accuracy", f"{name} MLP with and without batch norm")
+        plots.lines(
+            ctx.run_dir.file(f"{net}_final_train_accuracy_vs_lr.png"), np.array(lrs),
+            {_label(n): np.stack([table.final(c, "train_accuracy", learning_rate=lr) for lr in lrs], axis=1)
+             for n, c in cells.items()},
+            "learning rate", "final train accuracy", f"{name} MLP: stability across learning rates", logx=True)
+
+
+def _metric(name: str, values: np.ndarray):
+    if name == "diverged":
+        return int(np.sum(values))
+    return values.tolist() if name.startswith("steps") else describe(values)
+
+
+def run(ctx: cli.Context) -> dict:
+    budget = {**BUDGET, **QUICK} if ctx.quick else BUDGET
+    nets, lrs = budget["nets"], budget["learning_rates"]
+    data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
+    sweeps = []
+    for net in nets:
+        settings = NETS[net][0]
+        cfg = budget_config(ctx.cfg.replace(**settings), data.num_train, budget["steps"], budget["eval_steps"])
+        grid = {"activation": (settings["activation"],), "depth": (settings["depth"],), "norm": NORMS}
+        sweeps.append(Sweep(cfg, grid, {"learning_rate": lrs}))
+    for sweep in sweeps:
+        sweep.cells()  # validate every cell before anything compiles
+    rows = []
+    for sweep in sweeps:
+        rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet).rows
+    table = Table(rows)
+    summaries = {net: _net_summary(table, net, lrs) for net in nets}
+    verdicts = []
+    if "sigmoid" in nets:
+        verdicts.append(_judge_paper(summaries["sigmoid"], lrs, ctx.quick))
+    for net in nets:
+        verdicts.append(_judge_stability(summaries[net], net, lrs, ctx.quick))
+        verdicts.append(_judge_best_rate(summaries[net], net, lrs, ctx.quick))
+    _plots(ctx, table, nets, lrs)
+    metrics = {net: {label: {str(lr): {name: _metric(name, values) for name, values in entry.items()}
+                             for lr, entry in by_lr.items()} for label, by_lr in summary.items()}
+               for net, summary in summaries.items()}
+    metrics["configs"] = {net: sweep.base.to_dict() for net, sweep in zip(nets, sweeps)}
+    return {"metrics": metrics, "claims": verdicts}
+
+
+EXPERIMENT = cli.Experiment(
+    name="ioffe2015_batchnorm", description=__doc__, base=BASE, quick_overrides={}, default_seeds=3, run=run)
+
+
+def main(argv=None) -> int:
+    return cli.main(EXPERIMENT, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

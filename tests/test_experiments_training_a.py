@@ -1,0 +1,109 @@
+"""Quick runs of the initialization, batch-norm and residual experiments, and their pure helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dlfound import initializers
+from dlfound.config import Config
+from experiments import he2015_initialization as init_exp
+from experiments import he2016_residual as residual_exp
+from experiments import ioffe2015_batchnorm as bn_exp
+
+QUICK_RUNS = [
+    (init_exp, {"T4", "T1"}),
+    (bn_exp, {"T5"}),
+    (residual_exp, {"T6"}),
+]
+
+
+@pytest.mark.parametrize("module,ids", QUICK_RUNS, ids=[m.__name__.rsplit(".", 1)[1] for m, _ in QUICK_RUNS])
+def test_quick_run_writes_summary_with_claim_ids(module, ids, tmp_path):
+    assert module.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["quick"] is True
+    assert {c["id"] for c in summary["claims"]} == ids
+    assert all(c["verdict"] == "inconclusive" for c in summary["claims"])
+    assert list(tmp_path.glob("*.png"))
+
+
+def test_budget_config_turns_steps_into_epochs():
+    cfg = Config(batch_size=128)
+    out = init_exp.budget_config(cfg, 4000, steps=1500, eval_steps=62)  # 31 steps per epoch
+    assert (out.num_epochs, out.eval_every_epochs) == (48, 2)
+    out = init_exp.budget_config(cfg, 54000, steps=1500, eval_steps=62)  # 421 steps per epoch
+    assert (out.num_epochs, out.eval_every_epochs) == (4, 1)
+    assert init_exp.budget_config(cfg, 100, steps=10, eval_steps=1).num_epochs >= 1
+
+
+def test_robust_rms_survives_underflow_of_squares():
+    a = jnp.full((4, 8), 1e-25, jnp.float32)  # a**2 underflows to 0 in float32
+    assert float(jnp.sqrt(jnp.mean(a**2))) == 0.0
+    np.testing.assert_allclose(float(init_exp.robust_rms(a)), 1e-25, rtol=1e-5)
+    assert float(init_exp.robust_rms(jnp.zeros((3, 3)))) == 0.0
+    x = jax.random.normal(jax.random.key(0), (5, 100))
+    np.testing.assert_allclose(init_exp.robust_rms(x, (1,)), jnp.sqrt(jnp.mean(x**2, axis=1)), rtol=1e-5)
+
+
+def test_predicted_mean_square_follows_the_he_recursion():
+    sizes = (40, 64, 64, 64)
+    he = init_exp.predicted_mean_square("he", sizes, 1.0)
+    np.testing.assert_allclose(he, [1.0, 1.0, 1.0])  # fan_in * 2/fan_in / 2 = 1 per layer
+    lecun = init_exp.predicted_mean_square("lecun", sizes, 2.0)
+    np.testing.assert_allclose(lecun, [1.0, 0.5, 0.25])  # halved at every layer
+    glorot = init_exp.predicted_mean_square("glorot", (64,) * 31, 1.0)
+    assert math.isclose(math.sqrt(glorot[-1]), 2.0**-15, rel_tol=1e-9)  # the 2^-15 RMS factor at 30 layers
+    assert init_exp.typical_slope("he", 64) == pytest.approx(-5 / (2 * 64 * math.log(2)))
+    assert init_exp.typical_slope("lecun", 64) == pytest.approx(-1 - 5 / (2 * 64 * math.log(2)))
+
+
+def test_measured_init_rms_matches_the_recursion_on_average():
+    """Monte-Carlo check of the mean-field prediction with the library's initializers."""
+    sizes = (16, 256, 256, 256)
+    keys = jax.vmap(jax.random.key)(jnp.arange(16, dtype=jnp.uint32))
+    x = jax.random.normal(jax.random.key(1), (64, 16))
+    for scheme in ("he", "lecun"):
+        params = init_exp.draw_params(scheme, sizes + (10,), keys)
+        h = jnp.broadcast_to(x, (16, 64, 16))
+        for i in range(3):
+            h = jax.nn.relu(jnp.einsum("sbi,sio->sbo", h, params[f"hidden_{i}"]["kernel"]))
+        measured = float(jnp.mean(h**2))
+        predicted = init_exp.predicted_mean_square(scheme, sizes, float(jnp.mean(x**2)))[-1]
+        assert measured == pytest.approx(predicted, rel=0.15)
+    assert initializers.expected_variance("he", 64, 64) == 2 / 64
+
+
+def test_fitted_slope_and_unit_spread():
+    layers = np.arange(1, 11)
+    log2_ms = np.stack([-1.0 * layers + 3, -1.0 * layers + 5])  # two seeds, slope -1
+    valid = np.ones(10, bool)
+    assert init_exp.fitted_slope(log2_ms, valid) == pytest.approx(-1.0)
+    valid[5:] = False
+    assert init_exp.fitted_slope(log2_ms, valid) == pytest.approx(-1.0)
+    assert math.isnan(init_exp.fitted_slope(log2_ms, np.eye(10, dtype=bool)[0]))
+    same = np.tile(np.array([[0.5], [-1.0], [2.0]]), (1, 6))
+    assert init_exp.unit_spread(same, np.full(6, 0.1)) == 0.0
+    different = same.copy()
+    different[0, 3] += 0.3
+    assert init_exp.unit_spread(different, np.full(6, 0.1)) > 0.1
+
+
+def test_best_rate_uses_the_seed_median_and_treats_divergence_as_worst():
+    by_rate = {0.003: np.array([0.10, 0.12, 0.50]), 0.03: np.array([0.05, 0.30, 0.40])}
+    assert residual_exp.best_rate(by_rate) == 0.003  # medians 0.12 vs 0.30
+    by_rate[0.03] = np.array([0.01, 0.01, np.nan])  # median over (0.01, 0.01, inf) = 0.01
+    assert residual_exp.best_rate(by_rate) == 0.03
+    by_rate[0.03] = np.array([0.01, np.nan, np.inf])
+    assert residual_exp.best_rate(by_rate) == 0.003
+
+
+def test_budget_helpers_agree_across_experiments():
+    cfg = Config(batch_size=60)
+    for module in (bn_exp, residual_exp):
+        assert module.budget_config(cfg, 4000, 5000, 132) == init_exp.budget_config(cfg, 4000, 5000, 132)

@@ -15,13 +15,17 @@ Setup:  the paper's net (8 hidden layers x 128, Adam, batch 128) on MNIST-1D: ac
         8 x 128 net at chance loss (2.30) in 3000 steps here (CLAIMS.md C11), so the dropout
         setting uses 0.2. "Training loss" is the clean (inference-mode) cross-entropy on the
         whole training set; the with-dropout minibatch loss is recorded too.
-Run:    python -m experiments.hendrycks2016_gelu            # ~2.5 min on 2 idle CPU cores
+Run:    python -m experiments.hendrycks2016_gelu            # ~2-2.5 min on 2 idle CPU cores
         python -m experiments.hendrycks2016_gelu --quick    # seconds; smoke test only
         python -m experiments.hendrycks2016_gelu --dataset fashion_mnist --set num_epochs=8
             # full size: 421 steps/epoch, ~3.4k steps; tens of minutes on CPU, a minute on a GPU
 Expect: without dropout all three fit the training set (loss ~0 by step ~1500), so the
         comparison is early, at step 500; with dropout 0.2 GELU's final training loss is
         well below ReLU's and ELU's (CLAIMS.md calibration: 0.30-0.36 vs 0.78-0.93).
+        Measured with this code (5 seeds): with dropout 0.2 GELU 0.31 vs ELU 0.83 and ReLU
+        0.94 (reproduced); without dropout GELU leads at step 280 (0.16 vs ELU 0.21, ReLU
+        0.40) and from step ~800 on, but at step 504 ELU is ahead (0.011 vs GELU 0.028, ReLU
+        0.065), so (a) is not reproduced; CLAIMS.md's harness had ELU at 0.065 there.
 Pass:   (CLAIMS.md C11, a weak criterion since the paper shows curves only) GELU's median
         training loss <= 1.2 x min(ReLU's, ELU's median), separately (a) without dropout at
         the first evaluation at or after step 500 and (b) with dropout 0.2 at the end of
@@ -71,8 +75,10 @@ def gelu_vs_best(medians: dict) -> tuple[float, str]:
 
 
 def _judge(table: Table, acts, rate: float, index: int, label: str, net: str, quick: bool) -> dict:
-    losses = {a: table.history(_cell(a), "train_loss", dropout_rate=rate)[:, index] for a in acts}
+    curves = {a: table.history(_cell(a), "train_loss", dropout_rate=rate) for a in acts}
+    losses = {a: c[:, index] for a, c in curves.items()}
     medians = {a: float(np.median(v)) for a, v in losses.items()}
+    over_run = {a: float(np.median(c[:, 1:].mean(axis=1))) for a, c in curves.items()}
     ratio, best = gelu_vs_best(medians)
     step = int(table.steps(_cell(acts[0]))[index])
     return claims.judge(
@@ -81,9 +87,11 @@ def _judge(table: Table, acts, rate: float, index: int, label: str, net: str, qu
         "(weak: the paper shows curves only)",
         bool(ratio <= TOLERANCE),
         "median train loss " + ", ".join(f"{a} {claims.fmt(m)}" for a, m in medians.items())
-        + f"; GELU / {best} = {claims.fmt(ratio)}; ordering {ordering(medians)}",
+        + f"; GELU / {best} = {claims.fmt(ratio)}; ordering {ordering(medians)}; (not judged) median of the "
+        "mean loss over the run: " + ", ".join(f"{a} {claims.fmt(m)}" for a, m in over_run.items()),
         {"step": step, "dropout_rate": rate, "median": medians, "per_seed": {a: v.tolist() for a, v in losses.items()},
-         "ratio_gelu_to_best": ratio, "ordering": ordering(medians)}, quick=quick)
+         "ratio_gelu_to_best": ratio, "ordering": ordering(medians), "median_mean_loss_over_run": over_run},
+        quick=quick)
 
 
 def _summaries(table: Table, acts, indices: dict) -> dict:
@@ -121,7 +129,7 @@ def run(ctx: cli.Context) -> dict:
     table = run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     steps = table.steps(_cell(acts[0]))
     early, final = eval_index(steps, EARLY_STEP), len(steps) - 1
-    net = f"{ctx.cfg.depth} x {ctx.cfg.width}"
+    net = f"depth-{ctx.cfg.depth}, width-{ctx.cfg.width}"
     verdicts = [_judge(table, acts, DROPOUT_RATES[0], early, "without dropout, early training", net, ctx.quick),
                 _judge(table, acts, DROPOUT_RATES[-1], final, f"with dropout {DROPOUT_RATES[-1]:g}, end of training",
                        net, ctx.quick)]

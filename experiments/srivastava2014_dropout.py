@@ -12,7 +12,7 @@ Setup:  MNIST-1D (3600 training examples: a wide net memorizes them), 40-512-512
         {0, 0.1, 0.2, 0.3, 0.4, 0.5} vmapped with 3 seeds in one compiled ensemble of 18
         models. Seed s shares its initialization and batch order across rates (paired).
         Accuracies are measured in inference mode (no dropout) on the whole split.
-Run:    python -m experiments.srivastava2014_dropout            # ~3.5 min on 2 idle CPU cores
+Run:    python -m experiments.srivastava2014_dropout            # ~2.5 min on 2 idle CPU cores
         python -m experiments.srivastava2014_dropout --quick    # seconds; smoke test only
         python -m experiments.srivastava2014_dropout --dataset fashion_mnist --set num_epochs=20
             # full size (784 inputs, 421 steps/epoch): far over the CPU budget; use a GPU
@@ -20,7 +20,9 @@ Run:    python -m experiments.srivastava2014_dropout            # ~3.5 min on 2 
             # the CI-sized variant suggested in CLAIMS.md C13 (~4x cheaper)
 Expect: every rate fits the training set (train accuracy ~1.0); test accuracy rises with the
         rate (CLAIMS.md calibration at 6000 steps: 0.63-0.67 without dropout, 0.72-0.73 at
-        0.2, 0.76-0.78 at 0.5), and the train/test gap falls.
+        0.2, 0.76-0.78 at 0.5), and the train/test gap falls. Measured with this code at 3024
+        steps: mean test accuracy 0.624, 0.669, 0.695, 0.714, 0.727, 0.739 for rates 0..0.5,
+        paired gain at 0.5 of 10-13 points; gap 0.376 -> 0.256.
 Pass:   (a) (CLAIMS.md C13) dropout 0.5 test accuracy >= no-dropout + 5 points in every seed
         (3/3 by default); (b) the train-test accuracy gap at rate 0.5 is smaller than without
         dropout in every seed.

@@ -30,7 +30,7 @@ Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs s
         (5) C08 design B: 5 x 256 tanh and softsign, std_uniform vs glorot ("N"), plain SGD lr 0.05,
         batch 10, 4800 steps (the CI length of CLAIMS.md; the calibration used 10k).
         Budgets are set in steps: num_epochs follows from the dataset size and batch size.
-Run:    python -m experiments.he2015_initialization            # ~2-3 min on 2 CPU cores
+Run:    python -m experiments.he2015_initialization            # ~1-2 min on 2 CPU cores
         python -m experiments.he2015_initialization --quick    # seconds; smoke test only
         python -m experiments.he2015_initialization --dataset fashion_mnist   # full size: the same
             step budgets, but every evaluation passes 70k images (~3x longer on CPU; fine on a GPU)

@@ -16,7 +16,7 @@ Setup:  MNIST-1D with all 4000 training examples, inputs standardized; plain SGD
         MLP, 10 x 64 with Glorot init (the analogue of the paper's sigmoid Inception, which stayed at
         chance without BN); and a deep ReLU MLP, 10 x 64 with He init. Budgets are set in steps
         (num_epochs follows from the dataset).
-Run:    python -m experiments.ioffe2015_batchnorm            # ~2 min on 2 CPU cores
+Run:    python -m experiments.ioffe2015_batchnorm            # ~1.5 min on 2 CPU cores
         python -m experiments.ioffe2015_batchnorm --quick    # seconds; smoke test only
         python -m experiments.ioffe2015_batchnorm --dataset fashion_mnist   # full size: the same step
             budget; every evaluation passes 70k images (a few times longer on CPU; fine on a GPU)

@@ -25,7 +25,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dlfound import cli, ensemble, optim
@@ -127,10 +126,11 @@ def compile_seconds(data: Dataset, depths) -> dict:
         fn = ensemble._sharded_train(make_train(cfg), mesh)
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(ensemble.AXIS))
         n = jax.device_count() * 3
-        keys = jax.device_put(jax.vmap(jax.random.key)(jnp.arange(n)), sharding)
-        hparams = jax.device_put(ensemble.member_hyperparams(cfg, [{}] * n), sharding)
+        seeds, hparams = ensemble._global((np.arange(n, dtype=np.uint32),
+                                           ensemble.member_hyperparams(cfg, [{}] * n)), sharding)
+        replicated = ensemble._global(data, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
         start = time.perf_counter()
-        fn.lower(keys, data, hparams).compile()
+        fn.lower(seeds, replicated, hparams).compile()
         out[str(depth)] = time.perf_counter() - start
     return out
 

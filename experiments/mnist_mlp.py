@@ -11,9 +11,10 @@ Claim:  T12: after 5 epochs the MLP reaches about 97% test accuracy on MNIST; it
         published MLP figure is about 88%; on MNIST-1D the MLP beats logistic regression by
         a wide margin (Greydanus 2020: ~68% vs ~32%).
 Run:    python -m experiments.mnist_mlp --dataset fashion_mnist --seeds 3   # ~2 min, 2 cores
-        python -m experiments.mnist_mlp                                    # MNIST-1D, seconds
+        python -m experiments.mnist_mlp                                    # MNIST-1D, ~20 s
         python -m experiments.mnist_mlp --dataset mnist                    # needs the MNIST files
-Expect: MNIST >= 96.5% in every seed; Fashion-MNIST mean >= 86.5%; MNIST-1D MLP - logistic
+Expect: MNIST >= 96.5% in every seed; Fashion-MNIST mean >= 86.5% (measured 87.8%); MNIST-1D (4685
+        updates, see recipe_config) MLP - logistic
         >= 20 points. A logistic-regression baseline is trained on the same data.
 """
 
@@ -34,6 +35,7 @@ BASE = Config(dataset="mnist1d", depth=2, width=(128, 64), activation="relu", in
 MLP_CELL, LOGISTIC_CELL = "model=mlp", "model=logistic"
 # Per dataset: (published MLP accuracy, pass criterion on the mean test accuracy).
 TARGETS = {"mnist": (0.97, 0.965), "fashion_mnist": (0.88, 0.865)}
+RECIPE_UPDATES = 5 * (60_000 // 64)  # the seed's 5 epochs of MNIST at batch 64
 
 
 def _print_like_the_seed(table: Table, seeds, file=sys.stdout) -> None:
@@ -86,10 +88,25 @@ def _judge(dataset, epochs, mlp, logistic, quick) -> dict:
                         quick=quick)
 
 
+def recipe_config(ctx: cli.Context, num_train: int) -> Config:
+    """The recipe's config; off MNIST-sized data it keeps the recipe's number of updates.
+
+    Five epochs of 60,000 images at batch 64 are 4685 updates; on MNIST-1D's 4000 training
+    examples five epochs would be 310, so there the epochs are scaled up to 4685 updates
+    (76 epochs) unless --quick or --set num_epochs=... says otherwise.
+    """
+    cfg = ctx.cfg
+    explicit = any(arg.replace(" ", "").startswith("num_epochs=") for arg in ctx.argv)
+    if cfg.dataset in TARGETS or ctx.quick or explicit:
+        return cfg
+    return cfg.replace(num_epochs=-(-RECIPE_UPDATES // (num_train // cfg.batch_size)))
+
+
 def run(ctx: cli.Context) -> dict:
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
+    recipe = recipe_config(ctx, data.num_train)
     rows = []  # the two cells are stored as depth=2 and depth=0 and named mlp/logistic here
-    for cell, cfg in ((MLP_CELL, ctx.cfg), (LOGISTIC_CELL, ctx.cfg.replace(depth=0, width=()))):
+    for cell, cfg in ((MLP_CELL, recipe), (LOGISTIC_CELL, recipe.replace(depth=0, width=()))):
         sweep = Sweep(cfg, {"depth": (cfg.depth,)})
         rows += [dict(r, cell=cell) for r in run_sweep(
             sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet, on_result=_save_first_layer(ctx)).rows]
@@ -102,11 +119,12 @@ def run(ctx: cli.Context) -> dict:
                             {"MLP": table.history(MLP_CELL, "test_accuracy"),
                              "logistic regression": table.history(LOGISTIC_CELL, "test_accuracy")},
                             "step", "test accuracy", f"{ctx.cfg.dataset}: test accuracy over seeds")
-    metrics = {"test_accuracy": float(mlp_acc.mean()), "test_accuracy_by_seed": mlp_acc.tolist(),
+    metrics = {"num_epochs": recipe.num_epochs, "num_updates": int(table.steps(MLP_CELL)[-1]),
+               "test_accuracy": float(mlp_acc.mean()), "test_accuracy_by_seed": mlp_acc.tolist(),
                "test_accuracy_stats": describe(mlp_acc), "logistic_test_accuracy": float(logistic_acc.mean()),
                "logistic_test_accuracy_by_seed": logistic_acc.tolist(),
                "train_accuracy": float(table.final(MLP_CELL, "train_accuracy").mean())}
-    return {"metrics": metrics, "claims": [_judge(ctx.cfg.dataset, ctx.cfg.num_epochs, mlp_acc, logistic_acc, ctx.quick)]}
+    return {"metrics": metrics, "claims": [_judge(ctx.cfg.dataset, recipe.num_epochs, mlp_acc, logistic_acc, ctx.quick)]}
 
 
 EXPERIMENT = cli.Experiment(

@@ -66,3 +66,15 @@ def test_bad_values_exit_2_with_one_line(tmp_path, capsys, argv, needle):
     assert status == 2
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
     assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_benchmark_quick_reports_every_measure(tmp_path):
+    from experiments import benchmark
+
+    assert benchmark.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    metrics = _summary(tmp_path)["metrics"]
+    for key in ("epoch_s", "fraction_of_matmul_peak", "models_per_s", "compile_s", "peak_memory_mb"):
+        assert key in metrics
+    assert 0 < metrics["fraction_of_matmul_peak"] < 2
+    assert set(metrics["models_per_s"]) == {"1", "8"}
+    assert benchmark.epoch_flops(64 * 10) == 10 * 64 * (6 * (784 * 128 + 128 * 64 + 64 * 10) - 2 * 784 * 128)

@@ -61,7 +61,6 @@ Pass:   T4 (a) at init, the fitted slope of the mean log2 second moment per laye
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -71,10 +70,18 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dlfound import claims, cli, initializers, losses, plots
+from dlfound import claims, cli, losses, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.models import MLP, layer_names
+from dlfound.propagation import (
+    draw_params,
+    fitted_slope,
+    predicted_mean_square,
+    robust_rms,
+    typical_slope,
+    unit_spread,
+)
 from dlfound.results import describe
 from dlfound.sweep import Sweep, Table, cell_id, run_sweep
 
@@ -118,63 +125,6 @@ def budget_config(cfg: Config, num_train: int, steps: int, eval_steps: int) -> C
     every = max(1, round(eval_steps / per_epoch))
     evals = max(1, round(steps / (every * per_epoch)))
     return cfg.replace(num_epochs=every * evals, eval_every_epochs=every)
-
-
-def robust_rms(a: jax.Array, axes=None) -> jax.Array:
-    """sqrt(mean(a^2)) computed as max|a| * RMS(a / max|a|): no underflow of a^2 for tiny signals."""
-    axes = tuple(range(a.ndim)) if axes is None else axes
-    peak = jnp.max(jnp.abs(a), axis=axes, keepdims=True)
-    scaled = a / jnp.where(peak > 0, peak, 1.0)
-    return jnp.squeeze(peak, axes) * jnp.sqrt(jnp.mean(jnp.square(scaled), axis=axes))
-
-
-def predicted_mean_square(scheme: str, sizes, input_mean_square: float) -> np.ndarray:
-    """E[h_l^2] of each hidden layer of a ReLU MLP with zero biases at init (He et al. eq. 10).
-
-    For zero-mean symmetric weights, E[z_l^2] = fan_in Var(W_l) E[h_{l-1}^2] and
-    E[relu(z)^2] = E[z^2] / 2, so each layer multiplies the second moment by fan_in Var(W) / 2.
-    `sizes` = (inputs, hidden widths...); returns one value per hidden layer.
-    """
-    out, ms = [], float(input_mean_square)
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        ms *= fan_in * initializers.expected_variance(scheme, fan_in, fan_out) / 2.0
-        out.append(ms)
-    return np.array(out)
-
-
-def typical_slope(scheme: str, width: int) -> float:
-    """Per-layer change of the typical (median) log2 second moment in square layers of `width`.
-
-    The mean gains log2(n Var(W) / 2) bits per layer; the per-layer factor is a mean of n
-    squared half-Gaussians with relative variance 5/n, so its log is lower on average by about
-    5 / (2n) nats (Hanin 2018): the typical value drifts below the mean with depth.
-    """
-    gain = width * initializers.expected_variance(scheme, width, width) / 2.0
-    return math.log2(gain) - 5.0 / (2.0 * width * math.log(2.0))
-
-
-def fitted_slope(log2_ms_SxL: np.ndarray, valid_L: np.ndarray) -> float:
-    """Least-squares slope (bits per layer) of the seed-mean log2 second moment over the valid layers."""
-    layers = np.arange(1, log2_ms_SxL.shape[1] + 1)[valid_L]
-    if layers.size < 2:
-        return math.nan
-    return float(np.polyfit(layers, log2_ms_SxL[:, valid_L].mean(axis=0), 1)[0])
-
-
-def draw_params(scheme: str, sizes, keys: jax.Array) -> dict:
-    """MLP parameters as the library initializes them (kernel by `scheme`, zero biases), one set per key."""
-    init = initializers.get(scheme)
-    params = {}
-    for i, (name, fan_in, fan_out) in enumerate(zip(layer_names(len(sizes) - 2), sizes[:-1], sizes[1:])):
-        kernel = jax.vmap(lambda k, i=i, a=fan_in, b=fan_out: init(jax.random.fold_in(k, i), (a, b), jnp.float32))(keys)
-        params[name] = {"kernel": kernel, "bias": jnp.zeros((keys.shape[0], fan_out), jnp.float32)}
-    return params
-
-
-def unit_spread(kernel_IxU: np.ndarray, bias_U: np.ndarray) -> float:
-    """Largest distance between a unit's incoming weights (and bias) and unit 0's, relative to unit 0's norm."""
-    units = np.concatenate([kernel_IxU, bias_U[None, :]], axis=0).T.astype(np.float64)
-    return float(np.max(np.linalg.norm(units - units[:1], axis=1)) / max(np.linalg.norm(units[0]), 1e-30))
 
 
 # ----------------------------------------------------------------------------- part 1: statistics at init

@@ -178,6 +178,20 @@ def run_sweep(
     return Table(rows)
 
 
+def run_sweeps(
+    sweeps: Sequence[Sweep], data: Union[Dataset, Callable[[Config], Dataset]], seeds: Sequence[int],
+    run_dir: Optional[RunDir] = None, *, quiet: bool = False,
+) -> "Table":
+    """Several sweeps (distinct cell ids) into one Table; every cell of every sweep is
+    validated before anything trains, so a bad late cell cannot waste the early ones."""
+    for sweep in sweeps:
+        sweep.cells()
+    rows: list[dict] = []
+    for sweep in sweeps:
+        rows += run_sweep(sweep, data, seeds, run_dir, quiet=quiet).rows
+    return Table(rows)
+
+
 class Table:
     """Query helper over sweep rows: histories and final values as (models, evaluations) arrays."""
 

@@ -46,7 +46,7 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.results import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, cell_id, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=3, width=128, activation="relu", optimizer="adam",
               learning_rate=1e-3, batch_size=32, num_epochs=32, validation_fraction=0.0)
@@ -159,12 +159,7 @@ def run(ctx: cli.Context) -> dict:
         epochs = epochs_for(f, n, cfg.batch_size, total_steps)
         sweeps.append(Sweep(cfg.replace(num_epochs=epochs, eval_every_epochs=epochs),
                             {"train_fraction": (f,), "depth": depths}))
-    for sweep in sweeps:
-        sweep.cells()  # validate every cell before anything compiles
-    rows = []
-    for sweep in sweeps:
-        rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet).rows
-    table = Table(rows)
+    table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     sizes = [math.ceil(f * n) for f in fractions]
     acc = {d: np.array([table.final(_cell(f, d), "test_accuracy") for f in fractions]).T for d in depths}
     steps = {f: int(table.steps(_cell(f, depths[0]))[-1]) for f in fractions}
@@ -184,7 +179,7 @@ def run(ctx: cli.Context) -> dict:
                           for d in depths},
         "train_accuracy": {names[d]: {str(s): describe(table.final(_cell(f, d), "train_accuracy"))
                                       for s, f in zip(sizes, fractions)} for d in depths},
-        "diverged_models": int(sum(r["status"] == "diverged" for r in rows if r["eval"] == 0)),
+        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }
     return {"metrics": metrics, "claims": verdicts}
 

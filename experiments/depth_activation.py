@@ -33,7 +33,7 @@ from dlfound import cli, claims, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.results import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=4, width=64, activation="relu", optimizer="sgd",
               learning_rate=0.05, batch_size=128, num_epochs=36, eval_every_epochs=2)
@@ -149,12 +149,7 @@ def run(ctx: cli.Context) -> dict:
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     sweeps = [Sweep(ctx.cfg, {"depth": (0,), "activation": ("identity",)}),
               Sweep(ctx.cfg, {"depth": depths, "activation": acts})]
-    for sweep in sweeps:
-        sweep.cells()  # validate every cell before anything compiles
-    rows = []
-    for sweep in sweeps:
-        rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet).rows
-    table = Table(rows)
+    table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     logistic = table.final(_cell(0, "identity"), "test_accuracy")
     verdicts = _judge_t1(table, depths, acts, logistic, ctx.quick) + [_judge_t2(table, depths, acts, ctx.quick)]
     _plots(ctx, table, depths, acts)
@@ -165,7 +160,7 @@ def run(ctx: cli.Context) -> dict:
         "steps_to_train_target": {f"{a}/depth={d}": _steps_to(table, _cell(d, a), TRAIN_TARGET).tolist()
                                   for a in acts for d in depths},
         "init_by_activation": {a: Config(activation=a).resolved_init for a in acts},
-        "diverged_models": int(sum(r["status"] == "diverged" for r in rows if r["eval"] == 0)),
+        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }
     return {"metrics": metrics, "claims": verdicts}
 

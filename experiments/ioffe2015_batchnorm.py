@@ -46,7 +46,7 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.results import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=3, width=100, activation="sigmoid", init="lecun", optimizer="sgd",
               learning_rate=0.1, batch_size=60, num_epochs=76, eval_every_epochs=2, validation_fraction=0.0)
@@ -209,12 +209,7 @@ def run(ctx: cli.Context) -> dict:
         cfg = budget_config(ctx.cfg.replace(**settings), data.num_train, budget["steps"], budget["eval_steps"])
         grid = {"activation": (settings["activation"],), "depth": (settings["depth"],), "norm": NORMS}
         sweeps.append(Sweep(cfg, grid, {"learning_rate": lrs}))
-    for sweep in sweeps:
-        sweep.cells()  # validate every cell before anything compiles
-    rows = []
-    for sweep in sweeps:
-        rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet).rows
-    table = Table(rows)
+    table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     summaries = {net: _net_summary(table, net, lrs) for net in nets}
     verdicts = []
     if "sigmoid" in nets:

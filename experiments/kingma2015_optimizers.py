@@ -48,7 +48,7 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.results import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=2, width=256, activation="relu", optimizer="adam",
               dropout_rate=0.5, batch_size=128, num_epochs=72, eval_every_epochs=2)
@@ -160,12 +160,7 @@ def run(ctx: cli.Context) -> dict:
     grids = QUICK if ctx.quick else LEARNING_RATES
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     sweeps = [Sweep(ctx.cfg, {"optimizer": (opt,)}, {"learning_rate": rates}) for opt, rates in grids.items()]
-    for sweep in sweeps:
-        sweep.cells()  # validate every cell before anything compiles
-    rows = []
-    for sweep in sweeps:
-        rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet).rows
-    table = Table(rows)
+    table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     steps = table.steps(_cell("adam"))
     best = _select(table, grids)
     verdicts = [_judge_best(best, ctx.quick), _judge_speed(best, steps, ctx.quick)]
@@ -176,7 +171,7 @@ def run(ctx: cli.Context) -> dict:
               "final_test_accuracy": describe(table.final(_cell(opt), "test_accuracy",
                                                           learning_rate=b["learning_rate"]))}
         for opt, b in best.items()}
-    metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in rows if r["eval"] == 0))
+    metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
     return {"metrics": metrics, "claims": verdicts}
 
 

@@ -10,6 +10,7 @@ anything compiles. Results land in the run directory as they finish (see results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import os
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from dlfound import claims, config as config_lib, runtime
+from dlfound import claims, runtime
+from dlfound import config as config_lib
 from dlfound.config import Config
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir, environment_info
@@ -170,11 +172,18 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
         quiet = args.quiet or bool(os.environ.get("CI"))
         run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick))
         info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick}
-        if not runtime.is_writer():
-            return _run(experiment, Context(cfg, seeds, quick, run_dir, quiet, argv), write=False)
-        with run_dir.lock():
-            run_dir.write_config({**info, "environment": environment_info()}, overwrite=args.overwrite)
-            return _run(experiment, Context(cfg, seeds, quick, run_dir, quiet, argv), write=True)
+        with contextlib.ExitStack() as held:
+            refusal = None
+            if runtime.is_writer():
+                try:
+                    held.enter_context(run_dir.lock())
+                    run_dir.write_config({**info, "environment": environment_info()}, overwrite=args.overwrite)
+                except ConfigError as err:
+                    refusal = err
+            if not runtime.all_processes_agree(refusal is None):
+                raise refusal or ConfigError("process 0 refused to start this run; its message says why")
+            ctx = Context(cfg, seeds, quick, run_dir, quiet, argv)
+            return _run(experiment, ctx, write=runtime.is_writer())
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

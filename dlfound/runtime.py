@@ -27,6 +27,16 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+def all_processes_agree(ok: bool) -> bool:
+    """Process 0's go/no-go, shared with every process (so none waits on a peer that refused)."""
+    if jax.process_count() == 1:
+        return ok
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
+
+
 def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -> None:
     """Splits the CPU into one XLA device per usable core and enables the compilation cache.
 

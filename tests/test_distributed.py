@@ -159,6 +159,32 @@ def test_two_processes_match_one_process_with_two_devices(tiny, tmp_path):
     assert env["process_count"] == 2 and env["device_count"] == 2
 
 
+def test_a_refusal_by_process_0_stops_every_process(tiny, tmp_path):
+    """Process 0 finds the run directory locked: both processes exit 2 at once, none waits on a peer."""
+    if not _gloo_available():
+        pytest.skip("this jaxlib has no gloo CPU collectives (make_gloo_tcp_collectives)")
+    busy = RunDir(tmp_path / "busy")
+    port = _free_port()
+    with busy.lock():
+        procs = [subprocess.Popen(
+            [sys.executable, str(tiny[0]), "--quiet", "--out", str(busy.path)], cwd=tmp_path,
+            env=_env(DLFOUND_COORDINATOR=f"127.0.0.1:{port}", DLFOUND_NUM_PROCESSES="2",
+                     DLFOUND_PROCESS_ID=str(i), DLFOUND_CPU_DEVICES="1"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        try:
+            errors = [proc.communicate(timeout=120)[1] for proc in procs]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+    assert [proc.returncode for proc in procs] == [2, 2]
+    assert "in use by another dlfound process" in errors[0]
+    assert "process 0 refused" in errors[1]
+    assert "Traceback" not in errors[0] + errors[1]
+    assert not (busy.path / "results.jsonl").exists()
+
+
 CFG_3 = Config(dataset="moons", depth=2, width=16, activation="tanh", optimizer="adam", learning_rate=1e-2,
                batch_size=32, num_epochs=3)
 SEEDS_3 = [0, 1, 2, 3, 4]  # 5 models on 3 devices: padded to 6

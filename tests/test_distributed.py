@@ -6,7 +6,6 @@ the same results; a non-writing process never touches the run directory.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+import tiny_support
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,41 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 RTOL, ATOL = 1e-5, 1e-6
 TIMEOUT_S = 600
 
-TINY = textwrap.dedent('''
-    """A tiny sweep for distributed tests: two moons, 2 structural cells."""
-    from dlfound import runtime
-
-    runtime.configure()
-
-    from dlfound import cli
-    from dlfound.config import Config
-    from dlfound.data import load
-    from dlfound.results import describe
-    from dlfound.sweep import Sweep, run_sweep
-
-    BASE = Config(dataset="moons", depth=1, width=8, batch_size=32, num_epochs=4, eval_every_epochs=2,
-                  optimizer="sgd", learning_rate=0.2)
-
-
-    def run(ctx):
-        data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-        table = run_sweep(Sweep(ctx.cfg, {"width": (4, 8)}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-        metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
-                       "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
-        return {"metrics": metrics, "claims": []}
-
-
-    EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE,
-                                quick_overrides={"num_epochs": 2}, default_seeds=3, run=run)
-
-
-    def main(argv=None):
-        return cli.main(EXPERIMENT, argv)
-
-
-    if __name__ == "__main__":
-        raise SystemExit(main())
-''')
 
 # Trains an ensemble on however many CPU devices DLFOUND_CPU_DEVICES asks for and saves every leaf.
 ENSEMBLE_SCRIPT = textwrap.dedent('''
@@ -106,12 +71,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny") / "tiny_dist.py"
-    path.write_text(TINY)
-    spec = importlib.util.spec_from_file_location("dlfound_test_tiny_dist", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return path, module
+    path = tiny_support.write(tmp_path_factory.mktemp("tiny"), "tiny_dist", widths=(4, 8))
+    return path, tiny_support.load(path, "dlfound_test_tiny_dist")
 
 
 def _gloo_available() -> bool:

@@ -19,13 +19,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+import tiny_support
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,54 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 NUM_CELLS = 4
 TIMEOUT_S = 600
 
-TINY = textwrap.dedent('''
-    """A tiny sweep for fault tests: two moons, 4 structural cells x 3 seeds."""
-    import os
-    import time
-
-    from dlfound import runtime
-
-    runtime.configure()
-
-    from dlfound import cli
-    from dlfound.config import Config
-    from dlfound.data import load
-    from dlfound.results import describe
-    from dlfound.sweep import Sweep, run_sweep
-
-    BASE = Config(dataset="moons", depth=1, width=8, batch_size=32, num_epochs=4, eval_every_epochs=2,
-                  optimizer="sgd", learning_rate=0.2)
-    WIDTHS = (4, 8, 12, 16)
-    STALL_AFTER = int(os.environ.get("TINY_STALL_AFTER", "-1"))
-    _trained = []
-
-
-    def _stall(cell, result):
-        _trained.append(cell.id)
-        if len(_trained) == STALL_AFTER + 1:  # trained, not yet committed
-            time.sleep(3600)
-
-
-    def run(ctx):
-        data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-        table = run_sweep(Sweep(ctx.cfg, {"width": WIDTHS}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet,
-                          on_result=_stall)
-        metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
-                       "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
-        return {"metrics": metrics, "claims": []}
-
-
-    EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE,
-                                quick_overrides={"num_epochs": 2}, default_seeds=3, run=run)
-
-
-    def main(argv=None):
-        return cli.main(EXPERIMENT, argv)
-
-
-    if __name__ == "__main__":
-        raise SystemExit(main())
-''')
 
 # Fields of config.json's environment that legitimately change between runs of the same thing.
 VOLATILE = {"utc_time", "command", "git_revision", "git_dirty", "hostname"}
@@ -104,9 +56,7 @@ def _env(**extra) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tiny") / "tiny_exp.py"
-    path.write_text(TINY)
-    return path
+    return tiny_support.write(tmp_path_factory.mktemp("tiny"), "tiny_exp")
 
 
 def _start(tiny: Path, out: Path, *args, **env) -> subprocess.Popen:

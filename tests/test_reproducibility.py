@@ -8,18 +8,17 @@ on CPU; the largest deviation measured is printed).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+import tiny_support
 
 from dlfound import sweep
 from dlfound.config import Config
@@ -31,53 +30,13 @@ from dlfound.train import make_train
 REPO = Path(__file__).resolve().parents[1]
 RTOL, ATOL = 1e-5, 1e-6
 
-TINY = textwrap.dedent('''
-    """A tiny sweep for reproducibility tests: two moons, 4 structural cells."""
-    from dlfound import runtime
-
-    runtime.configure()
-
-    from dlfound import cli
-    from dlfound.config import Config
-    from dlfound.data import load
-    from dlfound.results import describe
-    from dlfound.sweep import Sweep, run_sweep
-
-    BASE = Config(dataset="moons", depth=1, width=8, batch_size=32, num_epochs=4, eval_every_epochs=2,
-                  optimizer="sgd", learning_rate=0.2)
-
-
-    def run(ctx):
-        data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-        sw = Sweep(ctx.cfg, {"width": (4, 8, 12, 16)})
-        table = run_sweep(sw, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-        metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
-                       "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
-        return {"metrics": metrics, "claims": []}
-
-
-    EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE,
-                                quick_overrides={"num_epochs": 2}, default_seeds=3, run=run)
-
-
-    def main(argv=None):
-        return cli.main(EXPERIMENT, argv)
-
-
-    if __name__ == "__main__":
-        raise SystemExit(main())
-''')
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """The tiny experiment: its file (for subprocesses) and its module (for in-process runs)."""
-    path = tmp_path_factory.mktemp("tiny") / "tiny_repro.py"
-    path.write_text(TINY)
-    spec = importlib.util.spec_from_file_location("dlfound_test_tiny_repro", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return path, module
+    path = tiny_support.write(tmp_path_factory.mktemp("tiny"), "tiny_repro")
+    return path, tiny_support.load(path, "dlfound_test_tiny_repro")
 
 
 def _main(tiny, *argv) -> None:

@@ -2,6 +2,7 @@
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -370,3 +371,37 @@ def test_vmapped_learning_rates_equal_separate_calls(name):
     batched = jax.vmap(run)(learning_rates)
     for i, lr in enumerate(learning_rates):
         np.testing.assert_allclose(batched[i], run(lr), rtol=1e-6, atol=1e-7)
+
+
+def test_folded_adam_equals_optax_adam_over_many_steps():
+    """Kingma & Ba's reordering (bias corrections in one scalar, eps scaled) is Adam, step for step."""
+    key = jax.random.key(0)
+    params = {"w": jax.random.normal(key, (64, 32)), "b": jnp.zeros(32)}
+    ours, ref = optim.scale_by_adam(), optax.scale_by_adam()
+    s_ours, s_ref = ours.init(params), ref.init(params)
+    assert jax.tree.structure(s_ours) == jax.tree.structure(s_ref)
+    for step in range(50):
+        # gradients spanning 8 orders of magnitude, some near eps, so the folded eps matters
+        scale = 10.0 ** jax.random.uniform(jax.random.fold_in(key, step), (), minval=-9, maxval=-1)
+        grads = jax.tree.map(lambda p: scale * jax.random.normal(jax.random.fold_in(key, 100 + step), p.shape),
+                             params)
+        u_ours, s_ours = ours.update(grads, s_ours)
+        u_ref, s_ref = ref.update(grads, s_ref)
+        chex.assert_trees_all_close(u_ours, u_ref, rtol=2e-5, atol=1e-6)
+    chex.assert_trees_all_close(s_ours, s_ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_family_matches_optax_on_a_quadratic(name):
+    params = {"w": jnp.asarray([0.5, -1.0, 2.0, 0.0])}
+    tx = optim.make_optimizer(name)
+    ref = optax.adam(0.05) if name == "adam" else optax.adamw(0.05, weight_decay=0.01)
+    state, ref_state, p, q = optim.init_with(tx, params, 0.05, 0.01 if name == "adamw" else 0.0), None, params, params
+    ref_state = ref.init(params)
+    for _ in range(100):
+        updates, state = tx.update(jax.grad(_quadratic)(p), state, p)
+        p = optax.apply_updates(p, updates)
+        ref_updates, ref_state = ref.update(jax.grad(_quadratic)(q), ref_state, q)
+        q = optax.apply_updates(q, ref_updates)
+    np.testing.assert_allclose(p["w"], q["w"], rtol=1e-5, atol=1e-6)
+    assert float(_quadratic(p)) < 0.05 * float(_quadratic(params))

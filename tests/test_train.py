@@ -367,3 +367,28 @@ def test_hyperparams_override_typo_raises_config_error():
 def test_regression_with_a_classification_loss_raises_config_error():
     with pytest.raises(ConfigError, match="regression dataset; allowed: mse"):
         train.make_train(BASE)(jax.random.key(0), make_data(num_classes=0))
+
+
+def test_permutation_is_a_deterministic_permutation():
+    perm = np.asarray(train.permutation(jax.random.key(3), 1000))
+    np.testing.assert_array_equal(np.sort(perm), np.arange(1000))
+    np.testing.assert_array_equal(perm, train.permutation(jax.random.key(3), 1000))
+    assert not np.array_equal(perm, train.permutation(jax.random.key(4), 1000))
+
+
+def test_permutation_is_uniform_over_all_orders():
+    """All 24 orders of 4 items are equally likely: chi-square over 24,000 keyed draws."""
+    keys = jax.random.split(jax.random.key(0), 24_000)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: train.permutation(k, 4)))(keys))
+    codes = perms @ np.array([64, 16, 4, 1])
+    counts = collections.Counter(codes.tolist())
+    assert len(counts) == 24
+    chi2 = sum((c - 1000) ** 2 / 1000 for c in counts.values())
+    assert chi2 < 49.7  # the 0.999 quantile of chi-square with 23 degrees of freedom
+
+
+def test_leaving_label_noise_out_changes_nothing_at_zero_noise():
+    key = jax.random.key(5)
+    full = _solo(BASE, key)
+    lean = jax.jit(train.make_train(BASE, label_noise=False))(key, DATA)
+    chex.assert_trees_all_close(full, lean, rtol=1e-6, atol=1e-7)

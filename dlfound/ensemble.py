@@ -19,6 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
+from dlfound import runtime
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
@@ -80,7 +81,7 @@ def _sharded_train(train_fn: Callable, mesh) -> Callable:
         jax.vmap(train_from_seed, in_axes=(0, None, 0)), mesh=mesh,
         in_specs=(spec, PartitionSpec(), spec), out_specs=spec, check_vma=False,
     )
-    return jax.jit(fn)
+    return jax.jit(fn, compiler_options=runtime.compiler_options())
 
 
 def _global(tree, sharding):
@@ -127,9 +128,10 @@ def train_ensemble(
         raise ValueError(f"{len(seeds)} seeds but {len(members)} hyperparameter members")
     if vmapped_dropout is None:
         vmapped_dropout = any(m.get("dropout_rate", cfg.dropout_rate) > 0 for m in members)
+    label_noise = any(m.get("label_noise", cfg.label_noise) > 0 for m in members)
     check_fits(cfg, data)
     mesh = model_mesh()
-    run = _sharded_train(make_train(cfg, vmapped_dropout=vmapped_dropout), mesh)
+    run = _sharded_train(make_train(cfg, vmapped_dropout=vmapped_dropout, label_noise=label_noise), mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
     per_program = chunk_size(cfg, data, len(seeds), budget)
     data = _global(data, NamedSharding(mesh, PartitionSpec()))

@@ -3,22 +3,24 @@
 Measures, in one run on this machine:
   (a) one epoch of the seeds' 784-128-64-10 ReLU MLP (Adam, batch 64) on MNIST-shaped
       random data: dlfound's `train_epoch` (one `lax.scan`) vs the seeds' PyTorch loop
-      (forward, loss, zero_grad, backward, step) at 1 and 2 threads; the ratio uses
-      PyTorch's best thread setting;
-  (b) achieved FLOP/s against a large float32 matmul measured here (FLOPs counted as
-      needed: forward 2 per multiply-add, backward 4, no input gradient for layer 1);
+      (forward, loss, zero_grad, backward, step), first with every thread of the process
+      pinned to one core (PyTorch at 1 thread), then on all the process's cores (PyTorch at
+      1 and 2 threads); each ratio uses PyTorch's best thread setting;
+  (b) achieved FLOP/s against a large float32 matmul measured on the same cores (FLOPs
+      counted as needed: forward 2 per multiply-add, backward 4, no input gradient for layer 1);
   (c) models/s for ensembles of 1, 8, 32, 128 on MNIST-1D (the sharded ensemble path),
       and the ratio of 32 against one model trained alone;
   (d) compile time per cell against depth (no persistent cache);
   (e) peak resident memory.
-Each timing is the best of `--repeats` runs after a warm-up; cores are as the process
-finds them (pin with `taskset -c 0,1`), and PyTorch is optional (`pip install -e .[bench]`).
-Run:    taskset -c 0,1 python -m experiments.benchmark            # ~2 min on 2 cores
+Each timing is the best of `--repeats` runs after a warm-up; PyTorch is optional
+(`pip install -e .[bench]`). Start it on the cores to measure (`taskset -c 0,1`).
+Run:    taskset -c 0,1 python -m experiments.benchmark            # ~3 min on 2 cores
         python -m experiments.benchmark --quick                  # seconds; smoke test
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import sys
@@ -27,7 +29,7 @@ import time
 import jax
 import numpy as np
 
-from dlfound import cli, ensemble, optim
+from dlfound import cli, ensemble, optim, runtime
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
@@ -50,6 +52,29 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+@contextlib.contextmanager
+def pinned(cores: set):
+    """Every thread of this process (XLA's and PyTorch's pools included) on `cores` for the block."""
+    try:
+        before = os.sched_getaffinity(0)
+        threads = lambda: [int(t) for t in os.listdir("/proc/self/task")]  # noqa: E731
+        threads()
+    except (AttributeError, OSError):  # not Linux: measure on the cores the process has
+        yield
+        return
+
+    def pin(mask):
+        for tid in threads():
+            with contextlib.suppress(OSError):  # a thread that has just exited
+                os.sched_setaffinity(tid, mask)
+
+    pin(cores)
+    try:
+        yield
+    finally:
+        pin(before)
+
+
 def epoch_flops(num_examples: int, batch: int = 64) -> float:
     """FLOPs of one epoch: 2 per multiply-add forward, 4 backward, no input gradient for layer 1."""
     macs = [a * b for a, b in zip(SIZES[:-1], SIZES[1:])]
@@ -58,10 +83,14 @@ def epoch_flops(num_examples: int, batch: int = 64) -> float:
 
 
 def matmul_peak(n: int, repeats: int) -> float:
-    """FLOP/s of an n x n float32 matmul in XLA on this process's cores."""
+    """FLOP/s of an n x n float32 matmul on this process's cores: the best of XLA's default
+    kernels and those dlfound's programs use (`runtime.compiler_options()`)."""
     a = jax.random.normal(jax.random.key(0), (n, n))
-    f = jax.jit(lambda a: a @ a)
-    return 2 * n**3 / best_time(lambda: f(a).block_until_ready(), repeats)
+    rates = []
+    for options in ({}, runtime.compiler_options()):
+        f = jax.jit(lambda a: a @ a, compiler_options=options)
+        rates.append(2 * n**3 / best_time(lambda: f(a).block_until_ready(), repeats))
+    return max(rates)
 
 
 def mnist_shaped(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +104,7 @@ def dlfound_epoch(x, y, repeats: int) -> float:
     tx = optim.make_optimizer("adam")
     state = create_train_state(SEED_MLP, model, tx, jax.random.key(0), x[:1], Hyperparams.from_config(SEED_MLP), 10)
     xd, yd = jax.device_put(x, jax.devices()[0]), jax.device_put(y, jax.devices()[0])
-    epoch = jax.jit(train_epoch, static_argnums=4)
+    epoch = jax.jit(train_epoch, static_argnums=4, compiler_options=runtime.compiler_options())
     return best_time(lambda: jax.block_until_ready(epoch(state, xd, yd, jax.random.key(1), 64)), repeats)
 
 
@@ -135,24 +164,37 @@ def compile_seconds(data: Dataset, depths) -> dict:
     return out
 
 
-def run(ctx: cli.Context) -> dict:
-    quick = ctx.quick
+def epoch_speed(x, y, flops: float, threads, quick: bool) -> dict:
+    """Epoch times of dlfound and PyTorch (at each thread count), the ratio, and FLOP/s vs peak."""
     repeats = 1 if quick else 3
-    x, y = mnist_shaped(2048 if quick else 60000)
     peak = matmul_peak(512 if quick else 2048, repeats)
     jax_s = dlfound_epoch(x, y, repeats)
-    torch_s = {t: torch_epoch(x, y, t, 1 if quick else 2) for t in (1, 2)}
+    torch_s = {t: torch_epoch(x, y, t, 1 if quick else 2) for t in threads}
     torch_best = min((s for s in torch_s.values() if s), default=None)
-    flops = epoch_flops(len(x))
-    data = load("mnist1d")
-    models_per_s = ensemble_throughput(data, (1, 8) if quick else (1, 8, 32, 128), repeats)
-    compile_s = compile_seconds(data, (1, 2) if quick else (1, 2, 4, 8, 16))
-    metrics = {
-        "cores": len(os.sched_getaffinity(0)), "devices": jax.device_count(), "backend": jax.default_backend(),
+    return {
         "epoch_s": {"dlfound": jax_s, **{f"pytorch_{t}_threads": s for t, s in torch_s.items()}},
         "speedup_vs_pytorch": (torch_best / jax_s) if torch_best else None,
         "matmul_peak_gflops": peak / 1e9, "achieved_gflops": flops / jax_s / 1e9,
         "fraction_of_matmul_peak": flops / jax_s / peak,
+    }
+
+
+def run(ctx: cli.Context) -> dict:
+    quick = ctx.quick
+    repeats = 1 if quick else 3
+    x, y = mnist_shaped(2048 if quick else 60000)
+    flops = epoch_flops(len(x))
+    cores = sorted(os.sched_getaffinity(0))
+    with pinned({cores[0]}):
+        one_core = epoch_speed(x, y, flops, (1,), quick)
+    all_cores = epoch_speed(x, y, flops, (1, 2), quick)
+    data = load("mnist1d")
+    models_per_s = ensemble_throughput(data, (1, 8) if quick else (1, 8, 32, 128), repeats)
+    compile_s = compile_seconds(data, (1, 2) if quick else (1, 2, 4, 8, 16))
+    metrics = {
+        "cores": len(cores), "devices": jax.device_count(), "backend": jax.default_backend(),
+        **one_core,
+        "all_cores": all_cores,
         "models_per_s": models_per_s,
         "ensemble32_vs_single": (models_per_s["32"] / models_per_s["1"]) if "32" in models_per_s else None,
         "compile_s": compile_s,

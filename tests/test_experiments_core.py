@@ -76,5 +76,7 @@ def test_benchmark_quick_reports_every_measure(tmp_path):
     for key in ("epoch_s", "fraction_of_matmul_peak", "models_per_s", "compile_s", "peak_memory_mb"):
         assert key in metrics
     assert 0 < metrics["fraction_of_matmul_peak"] < 2
+    assert 0 < metrics["all_cores"]["fraction_of_matmul_peak"] < 2
+    assert metrics["epoch_s"]["dlfound"] > 0 and metrics["all_cores"]["epoch_s"]["dlfound"] > 0
     assert set(metrics["models_per_s"]) == {"1", "8"}
     assert benchmark.epoch_flops(64 * 10) == 10 * 64 * (6 * (784 * 128 + 128 * 64 + 64 * 10) - 2 * 784 * 128)

@@ -20,14 +20,17 @@ Run:    taskset -c 0,1 python -m experiments.benchmark            # ~3 min on 2 
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
+from jax.experimental.compilation_cache import compilation_cache
 
 from dlfound import cli, ensemble, optim, runtime
 from dlfound.config import Config
@@ -52,29 +55,6 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-@contextlib.contextmanager
-def pinned(cores: set):
-    """Every thread of this process (XLA's and PyTorch's pools included) on `cores` for the block."""
-    try:
-        before = os.sched_getaffinity(0)
-        threads = lambda: [int(t) for t in os.listdir("/proc/self/task")]  # noqa: E731
-        threads()
-    except (AttributeError, OSError):  # not Linux: measure on the cores the process has
-        yield
-        return
-
-    def pin(mask):
-        for tid in threads():
-            with contextlib.suppress(OSError):  # a thread that has just exited
-                os.sched_setaffinity(tid, mask)
-
-    pin(cores)
-    try:
-        yield
-    finally:
-        pin(before)
-
-
 def epoch_flops(num_examples: int, batch: int = 64) -> float:
     """FLOPs of one epoch: 2 per multiply-add forward, 4 backward, no input gradient for layer 1."""
     macs = [a * b for a, b in zip(SIZES[:-1], SIZES[1:])]
@@ -84,10 +64,10 @@ def epoch_flops(num_examples: int, batch: int = 64) -> float:
 
 def matmul_peak(n: int, repeats: int) -> float:
     """FLOP/s of an n x n float32 matmul on this process's cores: the best of XLA's default
-    kernels and those dlfound's programs use (`runtime.compiler_options()`)."""
+    kernels and those dlfound's programs use (`runtime.compiler_options`)."""
     a = jax.random.normal(jax.random.key(0), (n, n))
     rates = []
-    for options in ({}, runtime.compiler_options()):
+    for options in ({}, runtime.compiler_options(), runtime.compiler_options(ensemble=True)):
         f = jax.jit(lambda a: a @ a, compiler_options=options)
         rates.append(2 * n**3 / best_time(lambda: f(a).block_until_ready(), repeats))
     return max(rates)
@@ -145,23 +125,30 @@ def ensemble_throughput(data: Dataset, sizes, repeats: int) -> dict:
 
 
 def compile_seconds(data: Dataset, depths) -> dict:
-    """Lower + compile time of one sweep cell (5 sharded models) per depth."""
+    """Lower + compile time of one sweep cell (3 models per device) per depth, never from the cache."""
+    enabled = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
-    out = {}
-    for depth in depths:
-        cfg = Config(depth=depth, width=64, optimizer="sgd", learning_rate=0.05, batch_size=128, num_epochs=36,
-                     eval_every_epochs=2)
-        mesh = ensemble.model_mesh()
-        fn = ensemble._sharded_train(make_train(cfg), mesh)
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(ensemble.AXIS))
-        n = jax.device_count() * 3
-        seeds, hparams = ensemble._global((np.arange(n, dtype=np.uint32),
-                                           ensemble.member_hyperparams(cfg, [{}] * n)), sharding)
-        replicated = ensemble._global(data, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-        start = time.perf_counter()
-        fn.lower(seeds, replicated, hparams).compile()
-        out[str(depth)] = time.perf_counter() - start
-    return out
+    compilation_cache.reset_cache()  # the cache decides once per process whether it is used
+    try:
+        return {str(depth): _cell_compile_seconds(data, depth) for depth in depths}
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        compilation_cache.reset_cache()
+
+
+def _cell_compile_seconds(data: Dataset, depth: int) -> float:
+    cfg = Config(depth=depth, width=64, optimizer="sgd", learning_rate=0.05, batch_size=128, num_epochs=36,
+                 eval_every_epochs=2)
+    mesh = ensemble.model_mesh()
+    fn = ensemble._sharded_train(make_train(cfg, label_noise=False), mesh)  # as train_ensemble compiles it
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(ensemble.AXIS))
+    n = jax.device_count() * 3
+    seeds, hparams = ensemble._global((np.arange(n, dtype=np.uint32),
+                                       ensemble.member_hyperparams(cfg, [{}] * n)), sharding)
+    replicated = ensemble._global(data, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    start = time.perf_counter()
+    fn.lower(seeds, replicated, hparams).compile()
+    return time.perf_counter() - start
 
 
 def epoch_speed(x, y, flops: float, threads, quick: bool) -> dict:
@@ -179,15 +166,31 @@ def epoch_speed(x, y, flops: float, threads, quick: bool) -> dict:
     }
 
 
+def one_core_epoch_speed(quick: bool) -> dict | None:
+    """`epoch_speed` in a child process started on one core (one XLA device, PyTorch at 1 thread)."""
+    core = min(os.sched_getaffinity(0))
+    code = (f"import os; os.sched_setaffinity(0, {{{core}}}); import json; "  # before JAX starts threads
+            f"from experiments import benchmark as b; print(json.dumps(b._one_core({quick})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        print(f"one-core measurement failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _one_core(quick: bool) -> dict:
+    x, y = mnist_shaped(2048 if quick else 60000)
+    return epoch_speed(x, y, epoch_flops(len(x)), (1,), quick)
+
+
 def run(ctx: cli.Context) -> dict:
     quick = ctx.quick
     repeats = 1 if quick else 3
     x, y = mnist_shaped(2048 if quick else 60000)
-    flops = epoch_flops(len(x))
     cores = sorted(os.sched_getaffinity(0))
-    with pinned({cores[0]}):
-        one_core = epoch_speed(x, y, flops, (1,), quick)
-    all_cores = epoch_speed(x, y, flops, (1, 2), quick)
+    one_core = one_core_epoch_speed(quick) or {}
+    all_cores = epoch_speed(x, y, epoch_flops(len(x)), (1, 2), quick)
     data = load("mnist1d")
     models_per_s = ensemble_throughput(data, (1, 8) if quick else (1, 8, 32, 128), repeats)
     compile_s = compile_seconds(data, (1, 2) if quick else (1, 2, 4, 8, 16))

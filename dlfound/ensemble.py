@@ -81,7 +81,7 @@ def _sharded_train(train_fn: Callable, mesh) -> Callable:
         jax.vmap(train_from_seed, in_axes=(0, None, 0)), mesh=mesh,
         in_specs=(spec, PartitionSpec(), spec), out_specs=spec, check_vma=False,
     )
-    return jax.jit(fn, compiler_options=runtime.compiler_options(ensemble=True))
+    return jax.jit(fn, compiler_options=runtime.ensemble_compiler_options())
 
 
 def _global(tree, sharding):

@@ -10,29 +10,28 @@ import jax
 import jax.numpy as jnp
 
 
-# XLA options for dlfound's programs on CPU, measured with experiments/benchmark.py:
-#   - dots through XLA's Eigen kernels rather than YNNPACK fusions: epochs of the seeds' MLP 7%
-#     faster on one core (its 64x784 @ 784x128 forward product 109 -> 81 us); ensembles unchanged.
-CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
-#   - for sharded ensembles also LLVM optimization level 1: compile time per sweep cell 20% lower,
-#     run time unchanged. Level 1 also stops XLA splitting one large op over several cores, which
-#     costs a lone model on 2 cores 25% but nothing to an ensemble, whose every core already runs
-#     its own models. (Level 0 makes epochs four times slower.)
-CPU_ENSEMBLE_OPTIONS = {**CPU_COMPILER_OPTIONS, "xla_backend_optimization_level": "1"}
+# XLA options for sharded ensembles on CPU, measured with experiments/benchmark.py: LLVM
+# optimization level 1 cuts compile time per sweep cell by 20% and leaves results bitwise equal
+# and run time unchanged. It also stops XLA splitting one large op over several cores, which costs
+# a lone model on 2 cores 25% but nothing to an ensemble, whose every core already runs its own
+# models; so single-model programs keep XLA's defaults. (Level 0 makes epochs four times slower.
+# Eigen dots instead of YNNPACK fusions, `xla_cpu_experimental_ynn_fusion_type=""`, made epochs
+# 7% faster but miscompiled the sharded Fashion-MNIST recipe: its training loss rose after the
+# first epoch. Not used.)
+CPU_ENSEMBLE_OPTIONS = {"xla_backend_optimization_level": "1"}
 
 
 @functools.cache
-def compiler_options(ensemble: bool = False) -> dict:
-    """Options for `jax.jit(..., compiler_options=...)`: on a CPU backend whose XLA knows them,
-    CPU_ENSEMBLE_OPTIONS for a sharded ensemble and CPU_COMPILER_OPTIONS otherwise; else {}
-    (GPU and TPU keep XLA's defaults)."""
+def ensemble_compiler_options() -> dict:
+    """`jax.jit(..., compiler_options=...)` for a sharded ensemble: CPU_ENSEMBLE_OPTIONS on a CPU
+    backend whose XLA knows them, else {} (GPU and TPU keep XLA's defaults)."""
     if jax.default_backend() != "cpu":
         return {}
     try:
         jax.jit(lambda x: x + 1, compiler_options=CPU_ENSEMBLE_OPTIONS).lower(jnp.float32(0)).compile()
     except jax.errors.JaxRuntimeError:  # an XLA version without these options
         return {}
-    return dict(CPU_ENSEMBLE_OPTIONS if ensemble else CPU_COMPILER_OPTIONS)
+    return dict(CPU_ENSEMBLE_OPTIONS)
 
 
 def usable_cores() -> int:

@@ -3,9 +3,9 @@
 Measures, in one run on this machine:
   (a) one epoch of the seeds' 784-128-64-10 ReLU MLP (Adam, batch 64) on MNIST-shaped
       random data: dlfound's `train_epoch` (one `lax.scan`) vs the seeds' PyTorch loop
-      (forward, loss, zero_grad, backward, step), first with every thread of the process
-      pinned to one core (PyTorch at 1 thread), then on all the process's cores (PyTorch at
-      1 and 2 threads); each ratio uses PyTorch's best thread setting;
+      (forward, loss, zero_grad, backward, step), first in a child process started on one
+      core (one XLA device, PyTorch at 1 thread), then on all the process's cores (PyTorch at
+      1, 2 and all-cores threads); each ratio uses PyTorch's best thread setting;
   (b) achieved FLOP/s against a large float32 matmul measured on the same cores (FLOPs
       counted as needed: forward 2 per multiply-add, backward 4, no input gradient for layer 1);
   (c) models/s for ensembles of 1, 8, 32, 128 on MNIST-1D (the sharded ensemble path),
@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from jax.experimental.compilation_cache import compilation_cache
 
-from dlfound import cli, ensemble, optim, runtime
+from dlfound import cli, ensemble, optim
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
@@ -63,14 +63,10 @@ def epoch_flops(num_examples: int, batch: int = 64) -> float:
 
 
 def matmul_peak(n: int, repeats: int) -> float:
-    """FLOP/s of an n x n float32 matmul on this process's cores: the best of XLA's default
-    kernels and those dlfound's programs use (`runtime.compiler_options`)."""
+    """FLOP/s of an n x n float32 matmul in XLA on this process's cores."""
     a = jax.random.normal(jax.random.key(0), (n, n))
-    rates = []
-    for options in ({}, runtime.compiler_options(), runtime.compiler_options(ensemble=True)):
-        f = jax.jit(lambda a: a @ a, compiler_options=options)
-        rates.append(2 * n**3 / best_time(lambda: f(a).block_until_ready(), repeats))
-    return max(rates)
+    f = jax.jit(lambda a: a @ a)
+    return 2 * n**3 / best_time(lambda: f(a).block_until_ready(), repeats)
 
 
 def mnist_shaped(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +80,7 @@ def dlfound_epoch(x, y, repeats: int) -> float:
     tx = optim.make_optimizer("adam")
     state = create_train_state(SEED_MLP, model, tx, jax.random.key(0), x[:1], Hyperparams.from_config(SEED_MLP), 10)
     xd, yd = jax.device_put(x, jax.devices()[0]), jax.device_put(y, jax.devices()[0])
-    epoch = jax.jit(train_epoch, static_argnums=4, compiler_options=runtime.compiler_options())
+    epoch = jax.jit(train_epoch, static_argnums=4)
     return best_time(lambda: jax.block_until_ready(epoch(state, xd, yd, jax.random.key(1), 64)), repeats)
 
 
@@ -190,7 +186,7 @@ def run(ctx: cli.Context) -> dict:
     x, y = mnist_shaped(2048 if quick else 60000)
     cores = sorted(os.sched_getaffinity(0))
     one_core = one_core_epoch_speed(quick) or {}
-    all_cores = epoch_speed(x, y, epoch_flops(len(x)), (1, 2), quick)
+    all_cores = epoch_speed(x, y, epoch_flops(len(x)), sorted({1, min(2, len(cores)), len(cores)}), quick)
     data = load("mnist1d")
     models_per_s = ensemble_throughput(data, (1, 8) if quick else (1, 8, 32, 128), repeats)
     compile_s = compile_seconds(data, (1, 2) if quick else (1, 2, 4, 8, 16))

@@ -229,7 +229,8 @@ def test_generated_bad_booleans_are_rejected(capsys, tmp_path, raw):
 @given(name=st.text(min_size=1, max_size=12).filter(
     lambda s: "=" not in s and s.strip() not in config_lib.field_names()))
 def test_generated_unknown_fields_are_rejected(capsys, tmp_path, name):
-    status, err, out = _cli(capsys, tmp_path, "--set", f"{name}=1")
+    # one token: a separate value starting with "-" would be read by argparse as an option
+    status, err, out = _cli(capsys, tmp_path, f"--set={name}=1")
     _rejected(status, err, out, repr(name.strip()), "valid fields")
 
 

@@ -129,9 +129,11 @@ def train_ensemble(
     if vmapped_dropout is None:
         vmapped_dropout = any(m.get("dropout_rate", cfg.dropout_rate) > 0 for m in members)
     label_noise = any(m.get("label_noise", cfg.label_noise) > 0 for m in members)
+    weight_decay = any(m.get("weight_decay", cfg.weight_decay) > 0 for m in members)
     check_fits(cfg, data)
     mesh = model_mesh()
-    run = _sharded_train(make_train(cfg, vmapped_dropout=vmapped_dropout, label_noise=label_noise), mesh)
+    train = make_train(cfg, vmapped_dropout=vmapped_dropout, label_noise=label_noise, weight_decay=weight_decay)
+    run = _sharded_train(train, mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
     per_program = chunk_size(cfg, data, len(seeds), budget)
     data = _global(data, NamedSharding(mesh, PartitionSpec()))

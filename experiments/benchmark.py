@@ -77,7 +77,7 @@ def mnist_shaped(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
 def dlfound_epoch(x, y, repeats: int) -> float:
     """Seconds for one epoch of `train_epoch` (the path `make_train` runs), jitted on one device."""
     model = make_model(SEED_MLP, 10)
-    tx = optim.make_optimizer("adam")
+    tx = optim.make_optimizer("adam", decay=False)  # weight decay 0, as a sweep compiles it
     state = create_train_state(SEED_MLP, model, tx, jax.random.key(0), x[:1], Hyperparams.from_config(SEED_MLP), 10)
     xd, yd = jax.device_put(x, jax.devices()[0]), jax.device_put(y, jax.devices()[0])
     epoch = jax.jit(train_epoch, static_argnums=4)
@@ -136,7 +136,7 @@ def _cell_compile_seconds(data: Dataset, depth: int) -> float:
     cfg = Config(depth=depth, width=64, optimizer="sgd", learning_rate=0.05, batch_size=128, num_epochs=36,
                  eval_every_epochs=2)
     mesh = ensemble.model_mesh()
-    fn = ensemble._sharded_train(make_train(cfg, label_noise=False), mesh)  # as train_ensemble compiles it
+    fn = ensemble._sharded_train(make_train(cfg, label_noise=False, weight_decay=False), mesh)  # as train_ensemble does
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(ensemble.AXIS))
     n = jax.device_count() * 3
     seeds, hparams = ensemble._global((np.arange(n, dtype=np.uint32),

@@ -405,3 +405,18 @@ def test_adam_family_matches_optax_on_a_quadratic(name):
         q = optax.apply_updates(q, ref_updates)
     np.testing.assert_allclose(p["w"], q["w"], rtol=1e-5, atol=1e-6)
     assert float(_quadratic(p)) < 0.05 * float(_quadratic(params))
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_leaving_decay_out_equals_zero_decay(name):
+    params = {"w": jnp.asarray([0.5, -1.0, 2.0, 0.0])}
+
+    def run(decay):
+        tx = optim.make_optimizer(name, decay=decay)
+        p, state = params, optim.init_with(tx, params, 0.05, 0.0)
+        for _ in range(3):
+            updates, state = tx.update(jax.grad(_quadratic)(p), state, p)
+            p = optax.apply_updates(p, updates)
+        return p["w"]
+
+    np.testing.assert_array_equal(run(True), run(False))

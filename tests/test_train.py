@@ -387,8 +387,10 @@ def test_permutation_is_uniform_over_all_orders():
     assert chi2 < 49.7  # the 0.999 quantile of chi-square with 23 degrees of freedom
 
 
-def test_leaving_label_noise_out_changes_nothing_at_zero_noise():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_leaving_zero_label_noise_and_weight_decay_out_changes_nothing(optimizer):
+    cfg = BASE.replace(optimizer=optimizer, learning_rate=0.1 if optimizer == "sgd" else 0.01)
     key = jax.random.key(5)
-    full = _solo(BASE, key)
-    lean = jax.jit(train.make_train(BASE, label_noise=False))(key, DATA)
+    full = _solo(cfg, key)
+    lean = jax.jit(train.make_train(cfg, label_noise=False, weight_decay=False))(key, DATA)
     chex.assert_trees_all_close(full, lean, rtol=1e-6, atol=1e-7)

@@ -21,8 +21,9 @@ from typing import Callable, Optional
 from dlfound import claims, runtime
 from dlfound import config as config_lib
 from dlfound.config import Config
+from dlfound.environment import environment_info
 from dlfound.errors import ConfigError
-from dlfound.results import RunDir, environment_info
+from dlfound.results import RunDir
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlfound import results
+from dlfound import environment, results
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir
 
@@ -280,7 +280,7 @@ def test_summary_round_trip(tmp_path):
 
 
 def test_environment_info_records_versions_devices_and_git():
-    info = results.environment_info()
+    info = environment.environment_info()
     for key in (
         "python",
         "jax",

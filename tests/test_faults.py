@@ -10,15 +10,12 @@ is trained but not yet written), so a SIGKILL lands at a known point.
 from __future__ import annotations
 
 import collections
-import errno
-import importlib.util
 import json
 import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,42 +25,21 @@ import tiny_support
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlfound import results, sweep
+from dlfound import results
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir
 
-REPO = Path(__file__).resolve().parents[1]
 NUM_CELLS = 4
-TIMEOUT_S = 600
+TIMEOUT_S = tiny_support.TIMEOUT_S
 
 
 # Fields of config.json's environment that legitimately change between runs of the same thing.
 VOLATILE = {"utc_time", "command", "git_revision", "git_dirty", "hostname"}
 
 
-def _env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CI", "DLFOUND_COORDINATOR", "DLFOUND_NUM_PROCESSES", "DLFOUND_PROCESS_ID")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env["DLFOUND_CPU_DEVICES"] = "2"
-    env.update(extra)
-    return env
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return tiny_support.write(tmp_path_factory.mktemp("tiny"), "tiny_exp")
-
-
-def _start(tiny: Path, out: Path, *args, **env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(tiny), "--out", str(out), *args], cwd=tiny.parent,
-                            env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _run(tiny: Path, out: Path, *args, **env) -> subprocess.CompletedProcess:
-    proc = _start(tiny, out, *args, **env)
-    stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def _markers(out: Path) -> int:
@@ -101,7 +77,7 @@ def reference(tiny, tmp_path_factory) -> dict:
     """An uninterrupted run: its summary, rows and config."""
     out = tmp_path_factory.mktemp("reference") / "run"
     start = time.time()
-    proc = _run(tiny, out, "--quiet")
+    proc = tiny_support.run(tiny, out, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return {"out": out, "seconds": time.time() - start,
             "summary": json.loads((out / "summary.json").read_text()),
@@ -128,7 +104,7 @@ def _assert_same_as_reference(out: Path, reference: dict) -> None:
 
 
 def _resume(tiny, out, reference, expected_trained=None) -> None:
-    proc = _run(tiny, out)
+    proc = tiny_support.run(tiny, out)
     assert proc.returncode == 0, proc.stderr
     if expected_trained is not None:
         assert _trained_cells(proc.stderr) == expected_trained, proc.stderr
@@ -138,7 +114,7 @@ def _resume(tiny, out, reference, expected_trained=None) -> None:
 @pytest.mark.parametrize("committed", [1, 2])
 def test_sigkill_after_a_finished_cell_then_resume(tiny, reference, tmp_path, committed):
     out = tmp_path / "run"
-    proc = _start(tiny, out, "--quiet", TINY_STALL_AFTER=str(committed))
+    proc = tiny_support.start(tiny, out, "--quiet", TINY_STALL_AFTER=str(committed))
     _wait_for(proc, lambda: _markers(out) >= committed, f"{committed} finished cells")
     _kill(proc)
     assert _markers(out) == committed
@@ -152,7 +128,7 @@ def test_sigkill_at_random_times_then_resume(tiny, reference, tmp_path):
     out = tmp_path / "run"
     kills = []
     for _ in range(2):
-        proc = _start(tiny, out, "--quiet")
+        proc = tiny_support.start(tiny, out, "--quiet")
         after = rng.randrange(NUM_CELLS)
         _wait_for(proc, lambda p=proc, n=after: _markers(out) >= n or p.poll() is not None, f"{after} cells")
         delay = rng.uniform(0.0, 1.5)
@@ -163,7 +139,7 @@ def test_sigkill_at_random_times_then_resume(tiny, reference, tmp_path):
         kills.append({"after": after, "delay": round(delay, 2), "status": proc.returncode,
                       "cells": _markers(out)})
     committed = _markers(out)
-    proc = _run(tiny, out)
+    proc = tiny_support.run(tiny, out)
     assert proc.returncode == 0, (kills, proc.stderr)
     assert _trained_cells(proc.stderr) == NUM_CELLS - committed, (kills, proc.stderr)
     _assert_same_as_reference(out, reference)
@@ -288,7 +264,7 @@ def test_garbage_line_inside_a_finished_cell_retrains_only_that_cell(tiny, refer
     lines = reference["rows"].splitlines(keepends=True)
     lines[3] = lines[3][:20] + b"\x00garbage\n"  # a row of the first cell
     (out / "results.jsonl").write_bytes(b"".join(lines))
-    proc = _run(tiny, out)
+    proc = tiny_support.run(tiny, out)
     assert proc.returncode == 0 and _trained_cells(proc.stderr) == 1, proc.stderr
     assert json.loads((out / "summary.json").read_text()) == reference["summary"]
     # The retrained cell is appended after the others: same rows, another order.
@@ -297,10 +273,10 @@ def test_garbage_line_inside_a_finished_cell_retrains_only_that_cell(tiny, refer
 
 def test_second_process_is_refused_while_the_first_holds_the_lock(tiny, reference, tmp_path):
     out = tmp_path / "run"
-    holder = _start(tiny, out, "--quiet", TINY_STALL_AFTER="0")  # trains the first cell, then stalls
+    holder = tiny_support.start(tiny, out, "--quiet", TINY_STALL_AFTER="0")  # trains the first cell, then stalls
     lock = out / ".lock"
     _wait_for(holder, lambda: lock.is_file() and lock.read_text().strip() == str(holder.pid), "the lock")
-    second = _run(tiny, out, "--quiet")
+    second = tiny_support.run(tiny, out, "--quiet")
     assert second.returncode == 2, second.stderr
     assert "Traceback" not in second.stderr
     lines = second.stderr.strip().splitlines()
@@ -321,112 +297,3 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path):
         pass
     with RunDir(tmp_path).lock():
         pass
-
-
-def _tiny_module(tiny: Path):
-    name = "dlfound_test_tiny_exp"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, tiny)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def _tripwire(*args, **kwargs):
-    raise AssertionError("training started")
-
-
-def _one_error_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
-def _unwritable_outs(tmp_path) -> list:
-    regular = tmp_path / "file"
-    regular.write_text("not a directory")
-    outs = [regular / "sub", regular / "a" / "b", Path("/proc/dlfound-test/run")]
-    if os.geteuid() != 0:
-        locked = tmp_path / "readonly"
-        locked.mkdir()
-        locked.chmod(0o500)
-        outs += [locked, locked / "sub"]
-    return outs
-
-
-def test_unwritable_out_fails_before_training(tiny, tmp_path, capsys, monkeypatch):
-    """Paths under a regular file and in /proc (and read-only directories when not root: root ignores
-    modes)."""
-    module = _tiny_module(tiny)
-    monkeypatch.setattr(sweep, "train_ensemble", _tripwire)
-    monkeypatch.setattr(module, "load", _tripwire)
-    for out in _unwritable_outs(tmp_path):
-        capsys.readouterr()
-        assert module.main(["--quiet", "--out", str(out)]) == 2
-        line = _one_error_line(capsys.readouterr().err)
-        assert "not writable" in line and str(out) in line and "--out" in line
-
-
-def test_unwritable_out_in_a_subprocess(tiny, tmp_path):
-    regular = tmp_path / "file"
-    regular.write_text("not a directory")
-    proc = _run(tiny, regular / "sub")
-    assert proc.returncode == 2
-    line = _one_error_line(proc.stderr)
-    assert "not writable" in line and proc.stdout == ""
-
-
-def test_full_disk_fails_before_training(tiny, tmp_path, capsys, monkeypatch):
-    with pytest.raises(ConfigError, match="MiB free"):
-        RunDir(tmp_path / "a", min_free_bytes=shutil.disk_usage(tmp_path).free + 2**40)
-    module = _tiny_module(tiny)
-    monkeypatch.setattr(sweep, "train_ensemble", _tripwire)
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(results.shutil, "disk_usage", lambda path: usage._replace(free=2**20))
-    assert module.main(["--quiet", "--out", str(tmp_path / "b")]) == 2
-    line = _one_error_line(capsys.readouterr().err)
-    assert "1.0 MiB free" in line and "free space or choose another --out" in line
-    assert not (tmp_path / "b" / "config.json").exists()
-
-
-def test_disk_full_while_appending_a_cell_is_repaired(tmp_path, monkeypatch):
-    """ENOSPC half way through a cell's write: the error surfaces, and the torn block is dropped on resume."""
-    run = RunDir(tmp_path)
-    rows = [{"model": m, "eval": 0, "loss": 0.5 + m} for m in range(3)]
-    assert run.append_cell("a", rows)
-    real_write = os.write
-
-    def full(fd, data):
-        if b'"cell": "b"' in data:
-            real_write(fd, data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(fd, data)
-
-    monkeypatch.setattr(results.os, "write", full)
-    with pytest.raises(OSError, match="No space left"):
-        run.append_cell("b", rows)
-    monkeypatch.setattr(results.os, "write", real_write)
-    resumed = RunDir(tmp_path)
-    assert resumed.finished_cells() == {"a"}
-    assert resumed.append_cell("b", rows)
-    assert [r["cell"] for r in RunDir(tmp_path).load_rows()] == ["a"] * 3 + ["b"] * 3
-
-
-def test_disk_full_during_a_run_is_one_clear_line(tiny, tmp_path, capsys, monkeypatch):
-    module = _tiny_module(tiny)
-    real_append = RunDir.append_cell
-
-    def full(self, cell_id, rows):
-        if self.finished_cells():
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.file("results.jsonl")))
-        return real_append(self, cell_id, rows)
-
-    monkeypatch.setattr(RunDir, "append_cell", full)
-    status = module.main(["--quiet", "--out", str(tmp_path / "run")])
-    err = capsys.readouterr().err
-    assert status == 1 and "Traceback" not in err
-    line = _one_error_line(err)
-    assert "No space left on device" in line and "re-run the same command to resume" in line
-    assert RunDir(tmp_path / "run").finished_cells() == {"width=4"}

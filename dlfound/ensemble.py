@@ -132,7 +132,8 @@ def train_ensemble(
     weight_decay = any(m.get("weight_decay", cfg.weight_decay) > 0 for m in members)
     check_fits(cfg, data)
     mesh = model_mesh()
-    train = make_train(cfg, vmapped_dropout=vmapped_dropout, label_noise=label_noise, weight_decay=weight_decay)
+    train = make_train(cfg, vmapped_dropout=vmapped_dropout, label_noise=label_noise,
+                       weight_decay=weight_decay)
     run = _sharded_train(train, mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
     per_program = chunk_size(cfg, data, len(seeds), budget)

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 
 # XLA options for sharded ensembles on CPU, measured with experiments/benchmark.py: LLVM
 # optimization level 1 cuts compile time per sweep cell by 20%; results stay equal (bitwise, in
-# the checks made) and run time unchanged. It also stops XLA splitting one large op over several cores, which costs
-# a lone model on 2 cores 25% but nothing to an ensemble, whose every core already runs its own
-# models; so single-model programs keep XLA's defaults. (Level 0 makes epochs four times slower.
+# the checks made) and run time unchanged. It also stops XLA splitting one large op over several
+# cores, which costs a lone model on 2 cores 25% but nothing to an ensemble, whose every core
+# already runs its own models; so single-model programs keep XLA's defaults. (Level 0 makes epochs four times slower.
 # Eigen dots instead of YNNPACK fusions, `xla_cpu_experimental_ynn_fusion_type=""`, made epochs
 # 7% faster but miscompiled the sharded Fashion-MNIST recipe: its training loss rose after the
 # first epoch. Not used.)

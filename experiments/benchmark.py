@@ -136,7 +136,8 @@ def _cell_compile_seconds(data: Dataset, depth: int) -> float:
     cfg = Config(depth=depth, width=64, optimizer="sgd", learning_rate=0.05, batch_size=128, num_epochs=36,
                  eval_every_epochs=2)
     mesh = ensemble.model_mesh()
-    fn = ensemble._sharded_train(make_train(cfg, label_noise=False, weight_decay=False), mesh)  # as train_ensemble does
+    train = make_train(cfg, label_noise=False, weight_decay=False)  # as train_ensemble compiles this cell
+    fn = ensemble._sharded_train(train, mesh)
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(ensemble.AXIS))
     n = jax.device_count() * 3
     seeds, hparams = ensemble._global((np.arange(n, dtype=np.uint32),

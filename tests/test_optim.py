@@ -137,8 +137,8 @@ def test_folded_adam_equals_optax_adam_over_many_steps():
     for step in range(50):
         # gradients spanning 8 orders of magnitude, some near eps, so the folded eps matters
         scale = 10.0 ** jax.random.uniform(jax.random.fold_in(key, step), (), minval=-9, maxval=-1)
-        grads = jax.tree.map(lambda p: scale * jax.random.normal(jax.random.fold_in(key, 100 + step), p.shape),
-                             params)
+        noise_key = jax.random.fold_in(key, 100 + step)
+        grads = jax.tree.map(lambda p: scale * jax.random.normal(noise_key, p.shape), params)
         u_ours, s_ours = ours.update(grads, s_ours)
         u_ref, s_ref = ref.update(grads, s_ref)
         chex.assert_trees_all_close(u_ours, u_ref, rtol=2e-5, atol=1e-6)
@@ -150,8 +150,8 @@ def test_adam_family_matches_optax_on_a_quadratic(name):
     params = {"w": jnp.asarray([0.5, -1.0, 2.0, 0.0])}
     tx = optim.make_optimizer(name)
     ref = optax.adam(0.05) if name == "adam" else optax.adamw(0.05, weight_decay=0.01)
-    state, ref_state, p, q = optim.init_with(tx, params, 0.05, 0.01 if name == "adamw" else 0.0), None, params, params
-    ref_state = ref.init(params)
+    state = optim.init_with(tx, params, 0.05, 0.01 if name == "adamw" else 0.0)
+    ref_state, p, q = ref.init(params), params, params
     for _ in range(100):
         updates, state = tx.update(jax.grad(_quadratic)(p), state, p)
         p = optax.apply_updates(p, updates)

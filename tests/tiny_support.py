@@ -43,7 +43,8 @@ def subprocess_env(**extra) -> dict:
 def start(tiny: Path, out: Path, *args, **env) -> subprocess.Popen:
     """Starts the written experiment on `out` (stdout and stderr piped)."""
     return subprocess.Popen([sys.executable, str(tiny), "--out", str(out), *args], cwd=tiny.parent,
-                            env=subprocess_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=subprocess_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def run(tiny: Path, out: Path, *args, **env) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-
 # XLA options for sharded ensembles on CPU, measured with experiments/benchmark.py: LLVM
 # optimization level 1 cuts compile time per sweep cell by 20%; results stay equal (bitwise, in
 # the checks made) and run time unchanged. It also stops XLA splitting one large op over several

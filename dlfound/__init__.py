@@ -10,8 +10,9 @@
 from dlfound.config import Config
 from dlfound.data import Dataset, load
 from dlfound.errors import ConfigError
+from dlfound.hyperparams import Hyperparams
 from dlfound.models import MLP
-from dlfound.train import Hyperparams, TrainState, evaluate, make_train, train_epoch, train_step
+from dlfound.train import TrainState, evaluate, make_train, train_epoch, train_step
 
 __all__ = ["Config", "ConfigError", "Dataset", "Hyperparams", "MLP", "TrainState", "evaluate", "load",
            "make_train", "train_epoch", "train_step"]

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from dlfound import claims, runtime
+from dlfound import claims, packing, runtime
 from dlfound import config as config_lib
 from dlfound.config import Config
 from dlfound.environment import environment_info
@@ -170,6 +170,7 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
         except SystemExit as done:  # --help prints and exits 0
             return done.code if isinstance(done.code, int) else 0
         cfg, seeds, quick = resolve(experiment, args)
+        packing.default_axes()  # a bad $DLFOUND_PACK is refused here, before anything compiles
         quiet = args.quiet or bool(os.environ.get("CI"))
         run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick))
         info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick}

@@ -12,9 +12,6 @@ from dlfound.errors import ConfigError
 
 Width = Union[int, tuple[int, ...]]
 
-# Numeric hyperparameters that a sweep may vmap (one program for all values).
-VMAPPABLE = ("learning_rate", "weight_decay", "init_scale", "dropout_rate", "label_noise")
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:

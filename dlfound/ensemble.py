@@ -1,20 +1,31 @@
-"""Train many models of one structure in one compiled program, sharded over every device.
+"""Train many models in one compiled program, sharded over every device.
 
-Members differ only in their seed's key and numeric hyperparameters (`Hyperparams`), so
-`jax.vmap` stacks them; `jax.shard_map` splits the stacked model axis across the mesh of
-all devices (one XLA CPU device per core, or several GPUs/TPUs; across hosts after
-`jax.distributed.initialize`). Models never communicate, so every device trains its
-share independently.
+Members differ in their seed's key, their numeric hyperparameters (`Hyperparams`) and, in a
+packed program, their structural variant (`dlfound.packing`), so `jax.vmap` stacks them;
+`jax.shard_map` splits the stacked model axis across the mesh of all devices (one XLA CPU
+device per core, or several GPUs/TPUs; across hosts after `jax.distributed.initialize`).
+Models never communicate, so every device trains its share independently. Ensembles larger
+than one call holds run as several calls of one program (chunks).
+
+Each call gives every device the same number of members (its lanes), padding with copies of
+the last member. XLA compiles a vmapped step differently for different numbers of members
+(on a 2-core CPU, a depth-16 MLP rounds differently with 3 members per device than with 4,
+and again with 64), and a deep net can amplify one rounding difference into a visibly
+different model. So on a CPU the lanes are fixed (CPU_LANES): a model's numbers never depend
+on how many other models, cells or seeds share its program, nor on the number of cores.
+On an accelerator the lanes are a device's whole share of the members, split into as few
+calls as its memory allows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from typing import Callable, Sequence
+import time
+from typing import Optional, Sequence, Union
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
@@ -23,10 +34,35 @@ from dlfound import runtime
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
-from dlfound.train import Hyperparams, TrainResult, make_train
+from dlfound.hyperparams import Hyperparams
+from dlfound.packing import Pack
+from dlfound.train import TrainResult, make_train
 
 AXIS = "models"
-MEMORY_BUDGET_BYTES = 4 * 2**30  # one program's working set; bigger ensembles run in chunks
+DEVICE_MEMORY_FRACTION = 0.5  # of an accelerator's memory, for one program's members
+HOST_MEMORY_FRACTION = 0.25  # of the host's memory on CPU, shared by all CPU devices
+# Members per CPU device per call. Measured on 2 cores (main-sweep cell, depth 4 / 16): 238 / 597
+# ms per model with 3 per device, 188 / 565 with 4, 148 / 476 with 8; 4 keeps most of that gain
+# while padding a 5-seed cell to only 8 models.
+CPU_LANES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """What a program compiles in beyond the plain update: each only when some member needs it
+    (dropout: a rate above 0; label noise: a fraction above 0; weight decay: above 0)."""
+
+    dropout: bool = False
+    label_noise: bool = False
+    weight_decay: bool = False
+
+    @classmethod
+    def needed(cls, hparams: Hyperparams) -> "Features":
+        """The features that members with these (stacked) hyperparameters need."""
+        def any_positive(name):
+            return bool(np.any(np.asarray(getattr(hparams, name)) > 0))
+
+        return cls(any_positive("dropout_rate"), any_positive("label_noise"), any_positive("weight_decay"))
 
 
 def model_mesh() -> jax.sharding.Mesh:
@@ -34,19 +70,20 @@ def model_mesh() -> jax.sharding.Mesh:
     return jax.make_mesh((jax.device_count(),), (AXIS,))
 
 
-def member_hyperparams(cfg: Config, members: Sequence[dict]) -> Hyperparams:
-    """Stacks each member's numeric hyperparameters (missing ones from `cfg`; unknown names raise)."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *[Hyperparams.from_config(cfg, **m) for m in members])
-
-
-def estimate_bytes_per_model(cfg: Config, data: Dataset) -> int:
-    """Rough float32 working set of one member: parameters x 6 (params, grads, optimizer
-    moments, updates) plus activations of a training batch and an evaluation chunk."""
-    sizes = [int(np.prod(data.input_shape)), *cfg.widths, max(data.num_classes, 1)]
+def estimate_bytes_per_model(cfg: Union[Config, Pack], data: Dataset) -> int:
+    """Rough float32 working set of one member: parameters x 6 (params, gradients, two optimizer
+    moments, updates, a copy); the training batch's pre-activations and activations kept for the
+    backward pass (each option a packed program computes counts); and an evaluation chunk
+    passing the widest layer, with two layers alive at a time."""
+    pack = Pack.of(cfg)
+    widths = pack.base.widths if len(pack.depths) == 1 else (pack.base.width,) * pack.depth
+    sizes = [int(np.prod(data.input_shape)), *widths, max(data.num_classes, 1)]
     params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    units = sum(sizes[1:])
+    options = len(pack.activations) + len(pack.norms)  # each computed for every member
     eval_rows = min(8192, data.num_train + len(data.x_val) + len(data.x_test))
-    return 4 * (6 * params + 3 * (cfg.batch_size + eval_rows) * units)
+    train = pack.base.batch_size * sum(sizes[1:]) * (1 + options)
+    evaluate = eval_rows * max(sizes[1:]) * 2 * (1 + options)
+    return 4 * (6 * params + train + evaluate)
 
 
 def host_memory_bytes() -> int:
@@ -54,37 +91,71 @@ def host_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_fits(cfg: Config, data: Dataset) -> None:
-    """Refuses, before compiling, a model whose working set exceeds 80% of the machine's memory."""
-    need, have = estimate_bytes_per_model(cfg, data), host_memory_bytes()
-    if jax.default_backend() == "cpu" and need > 0.8 * have:
-        raise ConfigError(f"one model of depth={cfg.depth}, width={cfg.width} needs about {need / 2**30:.1f} GiB; "
-                          f"this machine has {have / 2**30:.1f} GiB: reduce width, depth or batch_size")
+def device_memory_bytes() -> Optional[int]:
+    """Memory of one local accelerator as its backend reports it (`memory_stats()`); None on CPU."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return int(stats["bytes_limit"]) if "bytes_limit" in stats else None
 
 
-def chunk_size(cfg: Config, data: Dataset, num_members: int, budget: int = MEMORY_BUDGET_BYTES) -> int:
-    """Members per program so one program stays within `budget` (a multiple of the devices)."""
+def memory_budget_bytes() -> int:
+    """Bytes one program's members may use, over all devices: a share of each accelerator's
+    memory, or on CPU a share of the host's memory (which all CPU devices share)."""
+    per_device = device_memory_bytes()
+    if per_device is not None:
+        return int(DEVICE_MEMORY_FRACTION * per_device * jax.device_count())
+    return int(HOST_MEMORY_FRACTION * host_memory_bytes() * jax.process_count())
+
+
+def check_fits(cfg: Union[Config, Pack], data: Dataset) -> None:
+    """Refuses, before compiling, a model whose working set exceeds 80% of one device's memory."""
+    need = estimate_bytes_per_model(cfg, data)
+    have = device_memory_bytes() or host_memory_bytes()
+    if need > 0.8 * have:
+        base = Pack.of(cfg).base
+        raise ConfigError(f"one model of depth={base.depth}, width={base.width} needs about "
+                          f"{need / 2**30:.1f} GiB; this device has {have / 2**30:.1f} GiB: "
+                          "reduce width, depth or batch_size")
+
+
+def lanes(cfg: Union[Config, Pack], data: Dataset, num_members: int, budget: Optional[int] = None) -> int:
+    """Members each device trains per call: CPU_LANES on a CPU; on an accelerator all of its
+    share in as few calls as `budget` bytes (default: from the device's memory) allow, split
+    evenly; never more than the budget holds."""
+    budget = memory_budget_bytes() if budget is None else budget
     devices = jax.device_count()
-    fit = max(1, budget // max(estimate_bytes_per_model(cfg, data), 1))
-    fit = max(devices, fit // devices * devices)
-    return min(fit, math.ceil(num_members / devices) * devices)
+    fit = max(1, budget // devices // max(estimate_bytes_per_model(cfg, data), 1))
+    if jax.default_backend() == "cpu":
+        return min(CPU_LANES, fit)
+    share = max(1, math.ceil(num_members / devices))
+    return math.ceil(share / math.ceil(share / fit))
 
 
-def _sharded_train(train_fn: Callable, mesh) -> Callable:
-    """jit(shard_map(vmap(train))): takes uint32 seeds, replicated data and stacked hparams."""
+def chunk_size(cfg: Union[Config, Pack], data: Dataset, num_members: int,
+               budget: Optional[int] = None) -> int:
+    """Members per program call: `lanes` on every device."""
+    return lanes(cfg, data, num_members, budget) * jax.device_count()
+
+
+def make_program(cfg: Union[Config, Pack], features: Features = Features(), mesh=None):
+    """The jitted ensemble program `run(seeds, data, hparams, variants) -> TrainResult`.
+
+    `seeds` (uint32), `hparams` and `variants` (int32 indices into the pack) carry a leading
+    model axis sharded over `mesh` (default: all devices); `data` is replicated.
+    """
+    mesh = mesh or model_mesh()
+    train = make_train(cfg, vmapped_dropout=features.dropout, label_noise=features.label_noise,
+                       weight_decay=features.weight_decay)
+
+    def member(seed, data, hparams, variant):
+        return train(jax.random.key(seed), data, hparams, variant)
+
     spec = PartitionSpec(AXIS)
-
-    def train_from_seed(seed, data, hparams):
-        return train_fn(jax.random.key(seed), data, hparams)
-
-    fn = jax.shard_map(
-        jax.vmap(train_from_seed, in_axes=(0, None, 0)), mesh=mesh,
-        in_specs=(spec, PartitionSpec(), spec), out_specs=spec, check_vma=False,
-    )
+    fn = jax.shard_map(jax.vmap(member, in_axes=(0, None, 0, 0)), mesh=mesh,
+                       in_specs=(spec, PartitionSpec(), spec, spec), out_specs=spec, check_vma=False)
     return jax.jit(fn, compiler_options=runtime.ensemble_compiler_options())
 
 
-def _global(tree, sharding):
+def place(tree, sharding):
     """Global arrays from host values present in full on every process."""
     def put(leaf):
         leaf = np.asarray(leaf)
@@ -93,58 +164,65 @@ def _global(tree, sharding):
     return jax.tree.map(put, tree)
 
 
+def member_inputs(cfg: Union[Config, Pack], seeds: Sequence[int], members: Sequence[dict],
+                  variants: Sequence[int]) -> tuple[np.ndarray, Hyperparams, np.ndarray]:
+    """Host arrays of seeds, stacked hyperparameters (each from its variant's config plus its
+    member's overrides; unknown names raise) and variant indices."""
+    pack = Pack.of(cfg)
+    hparams = Hyperparams.stacked([pack.variants[v] for v in variants], members)
+    return np.asarray(seeds, np.uint32), hparams, np.asarray(variants, np.int32)
+
+
+def compile_program(cfg: Union[Config, Pack], data: Dataset, num_members: int,
+                    features: Features = Features()) -> tuple[object, float]:
+    """Compiles the program for `num_members` members (a multiple of the device count) without
+    running it; returns the compiled program and the seconds spent lowering and compiling."""
+    mesh = model_mesh()
+    seeds, hparams, variants = member_inputs(cfg, range(num_members), [{}] * num_members, [0] * num_members)
+    args = place((seeds, hparams, variants), NamedSharding(mesh, PartitionSpec(AXIS)))
+    replicated = place(data, NamedSharding(mesh, PartitionSpec()))
+    start = time.perf_counter()
+    compiled = make_program(cfg, features, mesh).lower(args[0], replicated, *args[1:]).compile()
+    return compiled, time.perf_counter() - start
+
+
 def _to_host(tree) -> dict:
     if jax.process_count() > 1:
         tree = multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree.map(np.asarray, tree)
 
 
-def _flag_late_divergence(result: TrainResult) -> TrainResult:
-    """Flags members whose evaluated training loss is non-finite though no minibatch loss was.
-
-    `train_step` sees a blow-up in the loss of the step after it, so an update that breaks a model
-    in the last step before the end of training shows only in the evaluation. The step recorded is
-    the evaluation's, the step whose loss `train_step` would have found non-finite.
-    """
-    bad = ~np.isfinite(result.history["train_loss"])
-    first = np.argmax(bad, axis=1)
-    late = (result.diverged_step < 0) & bad.any(axis=1)
-    step = result.history["step"][np.arange(len(first)), first]
-    diverged = np.where(late, step, result.diverged_step).astype(result.diverged_step.dtype)
-    return result.replace(diverged_step=diverged)
-
-
 def train_ensemble(
-    cfg: Config, data: Dataset, seeds: Sequence[int], members: Sequence[dict] | None = None,
-    *, budget: int = MEMORY_BUDGET_BYTES, vmapped_dropout: bool | None = None,
+    cfg: Union[Config, Pack], data: Dataset, seeds: Sequence[int], members: Optional[Sequence[dict]] = None,
+    variants: Optional[Sequence[int]] = None, *, budget: Optional[int] = None,
+    vmapped_dropout: Optional[bool] = None,
 ) -> TrainResult:
-    """Trains one model per (seed, hyperparameter member) pair; arrays gain a leading model axis.
+    """Trains one model per (seed, hyperparameter member, variant); arrays gain a leading model axis.
 
     Model i uses key `jax.random.key(seed_i)`, the same key in every cell of a sweep
-    (common random numbers), so comparisons across cells are paired.
+    (common random numbers), so comparisons across cells are paired. `variants` index the
+    configs of a Pack (default: all 0); per-layer arrays then cover the pack's whole stack.
     """
+    pack = Pack.of(cfg)
     members = list(members) if members is not None else [{} for _ in seeds]
-    if len(members) != len(seeds):
-        raise ValueError(f"{len(seeds)} seeds but {len(members)} hyperparameter members")
-    if vmapped_dropout is None:
-        vmapped_dropout = any(m.get("dropout_rate", cfg.dropout_rate) > 0 for m in members)
-    label_noise = any(m.get("label_noise", cfg.label_noise) > 0 for m in members)
-    weight_decay = any(m.get("weight_decay", cfg.weight_decay) > 0 for m in members)
-    check_fits(cfg, data)
+    variants = list(variants) if variants is not None else [0] * len(seeds)
+    if not len(members) == len(variants) == len(seeds):
+        raise ValueError(f"{len(seeds)} seeds, {len(members)} hyperparameter members and "
+                         f"{len(variants)} variants")
+    model_seeds, hparams, variant_ids = member_inputs(pack, seeds, members, variants)
+    features = Features.needed(hparams)
+    if vmapped_dropout is not None:
+        features = dataclasses.replace(features, dropout=vmapped_dropout)
+    check_fits(pack, data)
     mesh = model_mesh()
-    train = make_train(cfg, vmapped_dropout=vmapped_dropout, label_noise=label_noise,
-                       weight_decay=weight_decay)
-    run = _sharded_train(train, mesh)
+    run = make_program(pack, features, mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
-    per_program = chunk_size(cfg, data, len(seeds), budget)
-    data = _global(data, NamedSharding(mesh, PartitionSpec()))
+    per_call = chunk_size(pack, data, len(seeds), budget)
+    data = place(data, NamedSharding(mesh, PartitionSpec()))
     parts = []
-    for start in range(0, len(seeds), per_program):
-        idx = list(range(start, min(start + per_program, len(seeds))))
-        idx += [idx[-1]] * (per_program - len(idx))  # pad to a fixed shape: one compile
-        model_seeds = np.asarray([seeds[i] for i in idx], np.uint32)
-        hparams = member_hyperparams(cfg, [members[i] for i in idx])
-        model_seeds, hparams = _global((model_seeds, hparams), sharding)
-        parts.append(_to_host(run(model_seeds, data, hparams)))
-    out = jax.tree.map(lambda *xs: np.concatenate(xs)[: len(seeds)], *parts)
-    return _flag_late_divergence(out)
+    for start in range(0, len(seeds), per_call):
+        idx = list(range(start, min(start + per_call, len(seeds))))
+        idx += [idx[-1]] * (per_call - len(idx))  # pad to a fixed shape: one compile
+        args = place((model_seeds[idx], hparams[idx], variant_ids[idx]), sharding)
+        parts.append(_to_host(run(args[0], data, *args[1:])))
+    return jax.tree.map(lambda *xs: np.concatenate(xs)[: len(seeds)], *parts)

@@ -323,31 +323,54 @@ class RunDir:
 
     def append_cell(self, cell_id: str, rows: list[dict]) -> bool:
         """Appends a finished cell's rows and its done marker in one write; False if already finished."""
-        if cell_id in self.finished_cells():
-            return False
-        lines = []
-        for row in rows:
-            if row.get("cell", cell_id) != cell_id:
-                raise ValueError(f"row of cell {row['cell']!r} passed to append_cell({cell_id!r})")
-            if DONE_KEY in row:
-                raise ValueError(f"rows may not use the reserved key {DONE_KEY!r}")
-            lines.append(dumps({"cell": cell_id, **row}))
-        lines.append(dumps({"cell": cell_id, DONE_KEY: True, "rows": len(rows)}))
+        return bool(self.append_cells({cell_id: rows}))
+
+    def append_cells(self, blocks: dict[str, list[dict]]) -> list[str]:
+        """Appends several finished cells (rows, then a done marker each) in one write, so the
+        cells of one program are committed together; returns the ids written (finished ones are
+        skipped)."""
+        finished = self.finished_cells()
+        lines, written = [], []
+        for cell_id, rows in blocks.items():
+            if cell_id in finished:
+                continue
+            for row in rows:
+                if row.get("cell", cell_id) != cell_id:
+                    raise ValueError(f"row of cell {row['cell']!r} passed to append_cells for {cell_id!r}")
+                if DONE_KEY in row:
+                    raise ValueError(f"rows may not use the reserved key {DONE_KEY!r}")
+                lines.append(dumps({"cell": cell_id, **row}))
+            lines.append(dumps({"cell": cell_id, DONE_KEY: True, "rows": len(rows)}))
+            written.append(cell_id)
+        if not written:
+            return []
         payload = ("\n".join(lines) + "\n").encode()
         path = self.file(RESULTS_FILE)
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            written = os.write(fd, payload)
-            if written != len(payload):
-                raise OSError(f"short write to {path}: {written} of {len(payload)} bytes")
+            written_bytes = os.write(fd, payload)
+            if written_bytes != len(payload):
+                raise OSError(f"short write to {path}: {written_bytes} of {len(payload)} bytes")
             os.fsync(fd)
         finally:
             os.close(fd)
         if created:
             _fsync_dir(self.path)
-        self._finished.add(cell_id)
-        return True
+        self._finished.update(written)
+        return written
+
+    def record_programs(self, axes, programs: list[dict]) -> None:
+        """Adds how the cells were packed into compiled programs to config.json (not part of the
+        run's identity: a resume on another backend may pack differently)."""
+        stored = self.read_config()
+        if stored is None:  # not a command-line run: nothing to annotate
+            return
+        known = {tuple(p["cells"]): p for p in stored.get("programs", [])}
+        known.update({tuple(p["cells"]): p for p in programs})
+        stored["packing"] = list(axes)
+        stored["programs"] = list(known.values())
+        write_json_atomic(self.file(CONFIG_FILE), stored)
 
 
 def _t_quantile(p: float, df: int) -> float:

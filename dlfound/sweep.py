@@ -1,10 +1,14 @@
-"""Declarative sweeps: structural axes loop in Python (one compile per cell), numeric axes
-and seeds are vmapped (one program for all values), finished cells persist and resume.
+"""Declarative sweeps: a grid of structural cells, each with vmapped numeric axes and seeds;
+finished cells persist and resume.
 
     sweep = Sweep(base, grid={"depth": (1, 4), "activation": ("relu", "tanh")},
                   vmapped={"learning_rate": (1e-3, 1e-2)})
     table = run_sweep(sweep, data, seeds=range(5), run_dir=run_dir)
     acc_SxT = table.history("depth=4,activation=relu", "test_accuracy")
+
+Cells are trained by as few compiled programs as the backend's packing policy allows
+(`dlfound.packing`): cells that differ only in packable axes share one program, in which
+every cell's members carry their variant. A grid is declared the same way whatever the policy.
 """
 
 from __future__ import annotations
@@ -16,19 +20,21 @@ import sys
 import time
 from typing import Callable, Mapping, Optional, Sequence, Union
 
+import jax
 import numpy as np
 
 from dlfound import config as config_lib
-from dlfound import runtime
-from dlfound.config import VMAPPABLE, Config
+from dlfound import ensemble, packing, runtime
+from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
 from dlfound.ensemble import check_fits, train_ensemble
 from dlfound.errors import ConfigError
+from dlfound.hyperparams import VMAPPABLE
+from dlfound.packing import PER_LAYER, Pack
 from dlfound.results import RunDir
 
 STRUCTURAL = tuple(n for n in config_lib.field_names() if n not in VMAPPABLE + ("seed",))
-PER_LAYER = ("grad_norm", "activation_mean", "activation_std")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,17 +93,26 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _data_for(cell: Cell, data: Union[Dataset, Callable[[Config], Dataset]]) -> Dataset:
-    dataset = data(cell.cfg) if callable(data) else data
-    if cell.cfg.train_fraction < 1:
-        dataset = subset_train(dataset, cell.cfg.train_fraction, seed=cell.cfg.seed)
-    config_lib.check_batch_size(cell.cfg, dataset.num_train)
-    return dataset
+class _Datasets:
+    """Each cell's dataset, built once per distinct input (cells that share one share the object)."""
+
+    def __init__(self, data: Union[Dataset, Callable[[Config], Dataset]]):
+        self.data, self.subsets = data, {}
+
+    def __call__(self, cfg: Config) -> Dataset:
+        dataset = self.data(cfg) if callable(self.data) else self.data
+        if cfg.train_fraction < 1:
+            key = (id(dataset), cfg.train_fraction, cfg.seed)
+            if key not in self.subsets:
+                self.subsets[key] = (dataset, subset_train(dataset, cfg.train_fraction, seed=cfg.seed))
+            dataset = self.subsets[key][1]
+        config_lib.check_batch_size(cfg, dataset.num_train)
+        return dataset
 
 
 def _rows(cell: Cell, seeds, members, result) -> list[dict]:
     """One row per model per evaluation; per-layer statistics as lists."""
-    history = result.history
+    history = {name: np.asarray(values) for name, values in result.history.items()}
     num_models, num_evals = history["step"].shape
     rows = []
     for m in range(num_models):
@@ -114,82 +129,151 @@ def _rows(cell: Cell, seeds, members, result) -> list[dict]:
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Cells trained by one compiled program: their pack, dataset and the members of each cell."""
+
+    cells: tuple[Cell, ...]
+    pack: Pack
+    data: Dataset
+    seeds: tuple[tuple[int, ...], ...]  # per cell: each model's seed
+    members: tuple[tuple[dict, ...], ...]  # per cell: each model's vmapped values
+
+    @property
+    def num_models(self) -> int:
+        return sum(len(s) for s in self.seeds)
+
+    def label(self) -> str:
+        ids = [c.id for c in self.cells]
+        return ids[0] if len(ids) == 1 else f"{len(ids)} cells ({ids[0]} ... {ids[-1]})"
+
+    def train(self) -> list:
+        """Trains every model in one `train_ensemble` call; returns each cell's own TrainResult."""
+        variants = [self.pack.index(c.cfg) for c, s in zip(self.cells, self.seeds) for _ in s]
+        result = train_ensemble(self.pack, self.data, [s for ss in self.seeds for s in ss],
+                                [m for ms in self.members for m in ms], variants)
+        out, start = [], 0
+        for cell, seeds in zip(self.cells, self.seeds):
+            part = jax.tree.map(lambda x, lo=start, hi=start + len(seeds): x[lo:hi], result)
+            out.append(self.pack.own(part, self.pack.index(cell.cfg)))
+            start += len(seeds)
+        return out
+
+
+def plan_programs(sweeps: Sequence[Sweep], data, seeds: Sequence[int], axes: Sequence[str]) -> list[Program]:
+    """Every cell of `sweeps`, grouped into programs by the packing `axes` and shared data.
+
+    The grouping depends only on the declaration (never on which cells are finished), so an
+    interrupted run resumes with the very programs an uninterrupted one runs.
+    """
+    cells, origin = [], []
+    for sweep in sweeps:
+        for cell in sweep.cells():
+            cells.append(cell)
+            origin.append(sweep)
+    ids = [c.id for c in cells]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ConfigError(f"cell {repeated[0]!r} appears in more than one sweep; cell ids must be unique")
+    datasets = _Datasets(data)
+    groups: dict[tuple, list[int]] = {}
+    for group in packing.plan([c.cfg for c in cells], axes):
+        for i in group:
+            groups.setdefault((group[0], id(datasets(cells[i].cfg))), []).append(i)
+    programs = []
+    for (first, _), group in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        group_cells = tuple(cells[i] for i in group)
+        member_lists = [origin[i].members(seeds) for i in group]
+        programs.append(Program(
+            group_cells, Pack(tuple(dict.fromkeys(c.cfg for c in group_cells))), datasets(group_cells[0].cfg),
+            tuple(tuple(s) for s, _ in member_lists), tuple(tuple(m) for _, m in member_lists)))
+    return programs
+
+
 class Progress:
-    """One stderr line per cell: cells done, models trained, models/s, ETA."""
+    """One stderr line per program: cells done, models trained, models/s, ETA."""
 
     def __init__(self, total_cells: int, quiet: bool):
         self.total, self.quiet, self.done, self.models, self.start = total_cells, quiet, 0, 0, time.time()
 
-    def update(self, cell: Cell, num_models: int, seconds: float, skipped: bool = False) -> None:
-        self.done += 1
-        if skipped:
-            self.total -= 1
-            self.done -= 1
-        else:
-            self.models += num_models
-        if self.quiet or skipped:
+    def update(self, program: Program, seconds: float) -> None:
+        self.done += len(program.cells)
+        self.models += program.num_models
+        if self.quiet:
             return
         elapsed = time.time() - self.start
         rate = self.models / max(elapsed, 1e-9)
         eta = elapsed / max(self.done, 1) * (self.total - self.done)
-        print(f"[{self.done}/{self.total}] {cell.id}: {num_models} models in {seconds:.1f}s | "
-              f"{self.models} models, {rate:.1f} models/s | ETA {eta:.0f}s", file=sys.stderr, flush=True)
+        print(f"[{self.done}/{self.total}] {program.label()}: {program.num_models} models in "
+              f"{seconds:.1f}s | {self.models} models, {rate:.1f} models/s | ETA {eta:.0f}s",
+              file=sys.stderr, flush=True)
 
 
 def run_sweep(
     sweep: Sweep, data: Union[Dataset, Callable[[Config], Dataset]], seeds: Sequence[int],
     run_dir: Optional[RunDir] = None, *, quiet: bool = False,
-    on_result: Optional[Callable[[Cell, object], None]] = None,
+    on_result: Optional[Callable[[Cell, object], None]] = None, pack: Optional[Sequence[str]] = None,
 ) -> "Table":
     """Trains every unfinished cell (finished ones are read back) and returns all rows.
 
     `on_result(cell, result)` sees each freshly trained cell's TrainResult (with final
-    parameters) before its rows are committed, e.g. to save weights next to the rows.
+    parameters, shaped as if the cell were trained alone) before its rows are committed.
+    `pack` names the axes to pack into shared programs (default: `packing.default_axes()`).
     """
-    cells = sweep.cells()
-    seeds = [int(s) for s in seeds]
-    model_seeds, members = sweep.members(seeds)
-    stored: dict[str, list[dict]] = {}
-    for row in run_dir.load_rows(repair=runtime.is_writer()) if run_dir is not None else []:
-        stored.setdefault(row["cell"], []).append(row)
-    finished = set(stored)
-    datasets = {cell.id: _data_for(cell, data) for cell in cells if cell.id not in finished}
-    for cell in cells:
-        if cell.id in datasets:
-            check_fits(cell.cfg, datasets[cell.id])  # refuse an oversized cell before any training
-    progress = Progress(len(cells), quiet)
-    rows: list[dict] = []
-    for cell in cells:
-        if cell.id in finished:
-            rows.extend(stored[cell.id])
-            progress.update(cell, 0, 0.0, skipped=True)
-            continue
-        start = time.time()
-        vmapped_dropout = "dropout_rate" in sweep.vmapped or None
-        result = train_ensemble(cell.cfg, datasets.pop(cell.id), model_seeds, members,
-                                vmapped_dropout=vmapped_dropout)
-        cell_rows = _rows(cell, model_seeds, members, result)
-        if on_result is not None:
-            on_result(cell, result)
-        if run_dir is not None and runtime.is_writer():
-            run_dir.append_cell(cell.id, cell_rows)
-        rows.extend(cell_rows)
-        progress.update(cell, len(model_seeds), time.time() - start)
-    return Table(rows)
+    return run_sweeps([sweep], data, seeds, run_dir, quiet=quiet, on_result=on_result, pack=pack)
 
 
 def run_sweeps(
     sweeps: Sequence[Sweep], data: Union[Dataset, Callable[[Config], Dataset]], seeds: Sequence[int],
     run_dir: Optional[RunDir] = None, *, quiet: bool = False,
+    on_result: Optional[Callable[[Cell, object], None]] = None, pack: Optional[Sequence[str]] = None,
 ) -> "Table":
-    """Several sweeps (distinct cell ids) into one Table; every cell of every sweep is
-    validated before anything trains, so a bad late cell cannot waste the early ones."""
-    for sweep in sweeps:
-        sweep.cells()
-    rows: list[dict] = []
-    for sweep in sweeps:
-        rows += run_sweep(sweep, data, seeds, run_dir, quiet=quiet).rows
-    return Table(rows)
+    """Several sweeps (distinct cell ids) into one Table, their cells packed together where the
+    policy allows; every cell is validated and every program's size checked before anything trains.
+
+    The cells of one program are committed to `run_dir` together, in one write.
+    """
+    seeds = [int(s) for s in seeds]
+    axes = packing.default_axes() if pack is None else tuple(pack)
+    programs = plan_programs(sweeps, data, seeds, axes)
+    order = [cell.id for sweep in sweeps for cell in sweep.cells()]
+    stored: dict[str, list[dict]] = {}
+    for row in run_dir.load_rows(repair=runtime.is_writer()) if run_dir is not None else []:
+        stored.setdefault(row["cell"], []).append(row)
+    todo = []
+    for program in programs:
+        unfinished = tuple(c for c in program.cells if c.id not in stored)
+        if unfinished:
+            keep = [i for i, c in enumerate(program.cells) if c.id not in stored]
+            todo.append(dataclasses.replace(
+                program, cells=unfinished, pack=Pack(tuple(dict.fromkeys(c.cfg for c in unfinished))),
+                seeds=tuple(program.seeds[i] for i in keep), members=tuple(program.members[i] for i in keep)))
+    for program in todo:
+        check_fits(program.pack, program.data)  # refuse an oversized program before any training
+    if run_dir is not None and runtime.is_writer():
+        run_dir.record_programs(axes, [_describe(p) for p in programs])
+    progress = Progress(sum(len(p.cells) for p in todo), quiet)
+    for program in todo:
+        start = time.time()
+        results = program.train()
+        blocks = {}
+        for cell, seeds_, members, result in zip(program.cells, program.seeds, program.members, results):
+            if on_result is not None:
+                on_result(cell, result)
+            blocks[cell.id] = stored[cell.id] = _rows(cell, seeds_, members, result)
+        if run_dir is not None and runtime.is_writer():
+            run_dir.append_cells(blocks)
+        progress.update(program, time.time() - start)
+    return Table([row for cell_id in order for row in stored[cell_id]])
+
+
+def _describe(program: Program) -> dict:
+    """What config.json records of a program: its cells, stack, models and models per call."""
+    members = program.num_models
+    return {"cells": [c.id for c in program.cells], "variants": len(program.pack.variants),
+            "stack_depth": program.pack.depth, "models": members,
+            "models_per_call": ensemble.chunk_size(program.pack, program.data, members),
+            "memory_budget_bytes": ensemble.memory_budget_bytes()}
 
 
 class Table:

@@ -9,51 +9,33 @@ Evaluation runs at initialization and after every `eval_every_epochs` epochs.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 from flax.training import train_state
 
 from dlfound import initializers, losses, metrics, optim
-from dlfound.config import VMAPPABLE, Config
+from dlfound.config import Config
 from dlfound.data.dataset import Dataset
-from dlfound.errors import unknown_name
-from dlfound.models import MLP, layer_names, make_model
+from dlfound.hyperparams import Hyperparams
+from dlfound.models import choose, layer_names
+from dlfound.packing import Pack
 
 PROBE_EXAMPLES = 512  # fixed training examples for per-layer gradient and activation statistics
 EVAL_CHUNK = 8192  # evaluation batch: bounds memory on large splits
 
 
-@struct.dataclass
-class Hyperparams:
-    """Numeric hyperparameters that may differ between models of one compiled ensemble."""
-
-    learning_rate: jax.Array
-    weight_decay: jax.Array
-    init_scale: jax.Array
-    dropout_rate: jax.Array
-    label_noise: jax.Array
-
-    @classmethod
-    def from_config(cls, cfg: Config, **overrides) -> "Hyperparams":
-        """The config's values with `overrides` applied; an override outside VMAPPABLE raises ConfigError."""
-        for name in overrides:
-            if name not in VMAPPABLE:
-                raise unknown_name("hyperparameter", name, VMAPPABLE)
-        values = {name: overrides.get(name, getattr(cfg, name)) for name in VMAPPABLE}
-        return cls(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
-
-
 class TrainState(train_state.TrainState):
-    """Flax TrainState plus batch-norm statistics, a dropout key and the divergence step."""
+    """Flax TrainState plus batch-norm statistics, a dropout key, the divergence step and, in a
+    packed program, the member's structural `variant` (None otherwise)."""
 
     batch_stats: Any
     dropout_key: jax.Array
     dropout_rate: jax.Array
     diverged_step: jax.Array  # -1 until the first non-finite loss
+    variant: Any
     loss: losses.Loss = struct.field(pytree_node=False)
     num_classes: int = struct.field(pytree_node=False)
     use_dropout: bool = struct.field(pytree_node=False, default=False)
@@ -81,7 +63,8 @@ def _apply(state: TrainState, params, x, *, train: bool, key=None, capture=False
         mutable.append("intermediates")
     rngs = {"dropout": key} if key is not None and state.use_dropout else None
     kwargs = {"dropout_rate": state.dropout_rate} if train and state.use_dropout else {}
-    out, updates = state.apply_fn(variables, x, train=train, rngs=rngs, mutable=mutable, **kwargs)
+    out, updates = state.apply_fn(variables, x, train=train, rngs=rngs, mutable=mutable,
+                                  variant=state.variant, **kwargs)
     return out, updates.get("batch_stats", state.batch_stats), updates.get("intermediates", {})
 
 
@@ -185,13 +168,35 @@ def corrupt_labels(key: jax.Array, y: jax.Array, fraction, num_classes: int) -> 
     return jnp.where(flip, jax.random.randint(label_key, y.shape, 0, num_classes), y)
 
 
-def create_train_state(
-    cfg: Config, model: MLP, tx: optax.GradientTransformation, key: jax.Array,
-    x_sample: jax.Array, hparams: Hyperparams, num_classes: int,
+def init_state(
+    cfg: Union[Config, Pack], key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None,
+    variant=0, *, dropout: Optional[bool] = None, weight_decay: bool = True,
 ) -> TrainState:
-    """Initial parameters (kernels scaled by `init_scale`) and optimizer state."""
+    """The state a run starts from: model, optimizer and initial parameters for `key`.
+
+    `cfg` may be a Pack, with `variant` (traced or not) choosing the member's structure.
+    `dropout` compiles dropout in (default: the config's rate is above 0); `weight_decay=False`
+    leaves the decay term out of the update (only for members whose weight decay is 0).
+    Kernels are scaled by `hparams.init_scale`.
+    """
+    pack = Pack.of(cfg)
+    base = pack.base
+    hparams = Hyperparams.from_config(base) if hparams is None else hparams
+    dropout = base.dropout_rate > 0 if dropout is None else dropout
+    loss = losses.get(base.loss)
+    target_dim = 1 if data.y_train.ndim == 1 else data.y_train.shape[-1]
+    model = pack.make_model(loss.num_outputs(data.num_classes, target_dim), dropout)
+    tx = optim.make_optimizer(
+        base.optimizer, momentum=base.momentum, schedule=base.schedule,
+        total_steps=base.num_epochs * steps_per_epoch(base, data.x_train.shape[0]),
+        warmup_steps=base.warmup_steps, grad_clip_norm=base.grad_clip_norm, decay=weight_decay,
+    )
+    member = pack.variant(variant) if len(pack.variants) > 1 else None
     init_key, dropout_key = jax.random.split(key)
-    variables = model.init(init_key, x_sample)
+    # Every initializer the pack uses draws from the same key; the member keeps its own.
+    candidates = [model.clone(initializer=name).init(init_key, data.x_train[:1], variant=member)
+                  for name in pack.inits]
+    variables = jax.tree.map(lambda *xs: choose(xs, None if member is None else member.init), *candidates)
     params = initializers.scale_kernels(variables["params"], hparams.init_scale)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -203,9 +208,10 @@ def create_train_state(
         dropout_key=dropout_key,
         dropout_rate=hparams.dropout_rate,
         diverged_step=jnp.asarray(-1, jnp.int32),
-        loss=losses.get(cfg.loss),
-        num_classes=num_classes,
-        use_dropout=model.dropout_rate > 0,
+        variant=member,
+        loss=loss,
+        num_classes=data.num_classes,
+        use_dropout=dropout,
     )
 
 
@@ -240,34 +246,28 @@ def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, b
     return state, jnp.mean(batch_losses)
 
 
-def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None, label_noise: bool = True,
+def make_train(cfg: Union[Config, Pack], *, vmapped_dropout: Optional[bool] = None, label_noise: bool = True,
                weight_decay: bool = True):
-    """Returns `train(key, data, hparams=None) -> TrainResult`, a pure function of its inputs.
+    """Returns `train(key, data, hparams=None, variant=0) -> TrainResult`, a pure function of its inputs.
 
     `hparams` (a Hyperparams of scalars, defaulting to the config's values) carries the
     numeric settings so `jax.vmap` can sweep them; set `vmapped_dropout=True` when the
     dropout rate varies across the ensemble and may be zero for some members.
     `label_noise=False` leaves the label-corruption draw out of the program (about a tenth
     of a small cell's compile time), `weight_decay=False` the decay term of the update (3% of
-    an epoch): each only for runs whose `hparams` value of it is 0.
+    an epoch): each only for runs whose `hparams` value of it is 0. With a `Pack` for `cfg`,
+    `variant` (an index into its variants, vmappable) picks each member's structure; the
+    history's per-layer entries then cover the pack's whole stack (`Pack.own` trims them).
     """
-    loss = losses.get(cfg.loss)
+    pack = Pack.of(cfg)
+    cfg = pack.base
     use_dropout = cfg.dropout_rate > 0 if vmapped_dropout is None else vmapped_dropout
 
-    def train(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None) -> TrainResult:
+    def train(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None, variant=0) -> TrainResult:
         hparams = Hyperparams.from_config(cfg) if hparams is None else hparams
-        n = data.x_train.shape[0]
-        spe = steps_per_epoch(cfg, n)
-        total_steps = cfg.num_epochs * spe
-        target_dim = 1 if data.y_train.ndim == 1 else data.y_train.shape[-1]
-        model = make_model(cfg.replace(dropout_rate=0.5 if use_dropout else 0.0),
-                           loss.num_outputs(data.num_classes, target_dim))
-        tx = optim.make_optimizer(
-            cfg.optimizer, momentum=cfg.momentum, schedule=cfg.schedule, total_steps=total_steps,
-            warmup_steps=cfg.warmup_steps, grad_clip_norm=cfg.grad_clip_norm, decay=weight_decay,
-        )
         init_key, data_key, noise_key = jax.random.split(key, 3)
-        state = create_train_state(cfg, model, tx, init_key, data.x_train[:1], hparams, data.num_classes)
+        state = init_state(pack, init_key, data, hparams, variant, dropout=use_dropout,
+                           weight_decay=weight_decay)
         y_train = data.y_train
         if label_noise:
             y_train = corrupt_labels(noise_key, y_train, hparams.label_noise, data.num_classes)
@@ -278,7 +278,7 @@ def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None, label_noi
 
         def measure(state, batch_loss):
             row = {"step": state.step, "batch_loss": batch_loss, **evaluate_splits(state, splits)}
-            row.update(probe(state, x_probe, y_probe, cfg.depth))
+            row.update(probe(state, x_probe, y_probe, pack.depth))
             return row
 
         def epoch(state, epoch_index):
@@ -300,6 +300,19 @@ def make_train(cfg: Config, *, vmapped_dropout: Optional[bool] = None, label_noi
 
         num_evals = cfg.num_epochs // cfg.eval_every_epochs
         state, history = jax.lax.scan(chunk, state, jnp.arange(num_evals + 1))
-        return TrainResult(state.params, state.batch_stats, history, state.diverged_step)
+        diverged = late_divergence(state.diverged_step, history)
+        return TrainResult(state.params, state.batch_stats, history, diverged)
 
     return train
+
+
+def late_divergence(diverged_step: jax.Array, history: dict) -> jax.Array:
+    """The divergence step, counting a non-finite evaluated training loss that no minibatch saw.
+
+    `train_step` sees a blow-up in the loss of the step after it, so an update that breaks a
+    model in the last step before an evaluation shows first in that evaluation; its step is
+    then the one recorded (the step whose loss `train_step` would have found non-finite).
+    """
+    bad = ~jnp.isfinite(history["train_loss"])
+    late = (diverged_step < 0) & jnp.any(bad)
+    return jnp.where(late, history["step"][jnp.argmax(bad)], diverged_step).astype(diverged_step.dtype)

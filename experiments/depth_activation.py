@@ -143,13 +143,17 @@ def _plots(ctx, table, depths, acts) -> None:
         "depth", "first/last layer gradient norm at init", "Vanishing gradients", logy=True)
 
 
+def sweeps(cfg: Config, depths, acts) -> list[Sweep]:
+    """The main sweep: logistic regression (depth 0), then depth x activation."""
+    return [Sweep(cfg, {"depth": (0,), "activation": ("identity",)}),
+            Sweep(cfg, {"depth": depths, "activation": acts})]
+
+
 def run(ctx: cli.Context) -> dict:
     depths = QUICK["depths"] if ctx.quick else DEPTHS
     acts = QUICK["activations"] if ctx.quick else ACTIVATIONS
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-    sweeps = [Sweep(ctx.cfg, {"depth": (0,), "activation": ("identity",)}),
-              Sweep(ctx.cfg, {"depth": depths, "activation": acts})]
-    table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    table = run_sweeps(sweeps(ctx.cfg, depths, acts), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     logistic = table.final(_cell(0, "identity"), "test_accuracy")
     verdicts = _judge_t1(table, depths, acts, logistic, ctx.quick) + [_judge_t2(table, depths, acts, ctx.quick)]
     _plots(ctx, table, depths, acts)

@@ -43,10 +43,11 @@ import numpy as np
 from dlfound import claims, cli, optim, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.models import count_params, make_model
+from dlfound.hyperparams import Hyperparams
+from dlfound.models import count_params
 from dlfound.results import describe
 from dlfound.sweep import Sweep, Table, run_sweep
-from dlfound.train import Hyperparams, create_train_state, steps_per_epoch, train_epoch
+from dlfound.train import init_state, steps_per_epoch, train_epoch
 
 BASE = Config(dataset="mnist1d", depth=2, width=100, activation="relu", init="std_uniform", residual=True,
               optimizer="adam", learning_rate=1e-2, batch_size=100, num_epochs=150, eval_every_epochs=10,
@@ -70,25 +71,21 @@ def permutation_pair(cfg: Config, data, seed: int, perm: np.ndarray) -> dict:
     Returns, after each epoch (E,), the max |test logit difference|, the max |test logit| and
     the fraction of test sequences with the same predicted class.
     """
-    model = make_model(cfg, data.num_classes)
-    total = cfg.num_epochs * steps_per_epoch(cfg, data.num_train)
-    tx = optim.make_optimizer(cfg.optimizer, momentum=cfg.momentum, schedule=cfg.schedule, total_steps=total,
-                              warmup_steps=cfg.warmup_steps, grad_clip_norm=cfg.grad_clip_norm)
     hparams = Hyperparams.from_config(cfg)
 
     def run(key, x_train, x_train_perm, y_train, x_test, x_test_perm):
         init_key, data_key = jax.random.split(key)
-        state = create_train_state(cfg, model, tx, init_key, x_train[:1], hparams, data.num_classes)
+        state = init_state(cfg, init_key, data.replace(x_train=x_train, y_train=y_train), hparams)
         params = jax.tree.map(lambda a: a, state.params)
         params["hidden_0"] = dict(params["hidden_0"], kernel=params["hidden_0"]["kernel"][jnp.asarray(perm)])
-        permuted = state.replace(params=params, opt_state=optim.init_with(tx, params, hparams.learning_rate,
-                                                                            hparams.weight_decay))
+        opt_state = optim.init_with(state.tx, params, hparams.learning_rate, hparams.weight_decay)
+        permuted = state.replace(params=params, opt_state=opt_state)
 
         def epoch(states, index):
             key = jax.random.fold_in(data_key, index)
             a, _ = train_epoch(states[0], x_train, y_train, key, cfg.batch_size)
             b, _ = train_epoch(states[1], x_train_perm, y_train, key, cfg.batch_size)
-            za, zb = model.apply({"params": a.params}, x_test), model.apply({"params": b.params}, x_test_perm)
+            za, zb = a.apply_fn({"params": a.params}, x_test), b.apply_fn({"params": b.params}, x_test_perm)
             return (a, b), {"max_abs_diff": jnp.max(jnp.abs(za - zb)), "max_abs_logit": jnp.max(jnp.abs(za)),
                             "agreement": jnp.mean(za.argmax(-1) == zb.argmax(-1))}
 

@@ -256,6 +256,13 @@ def test_bad_seed_counts(capsys, tmp_path, seeds):
     _assert_names_value(line, seeds)
 
 
+@pytest.mark.parametrize("value", ["width", "activation,,bogus", "ALL", "depth;activation"])
+def test_bad_pack_policy_is_rejected(capsys, tmp_path, monkeypatch, value):
+    monkeypatch.setenv("DLFOUND_PACK", value)
+    status, err, out = _cli(capsys, tmp_path)
+    _rejected(status, err, out, "pack axis", "none, all, activation")
+
+
 @pytest.mark.parametrize("name", ["mnist2", "MNIST", "fashion-mnist", "", "npz:", "npz:/no/such/file.npz"])
 def test_unknown_datasets(capsys, tmp_path, name):
     status, err, out = _cli(capsys, tmp_path, "--dataset", name)

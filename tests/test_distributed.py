@@ -192,16 +192,17 @@ CHUNK_CFG = Config(dataset="xor", depth=1, width=16, optimizer="sgd", learning_r
 
 @settings(max_examples=60, deadline=None)
 @given(members=st.integers(1, 500), budget_models=st.floats(0, 1000), width=st.integers(1, 4096))
-def test_chunk_size_fits_the_budget(members, budget_models, width):
+def test_lanes_fit_the_budget(members, budget_models, width):
+    """Every device gets the same number of members per call: CPU_LANES, or fewer where memory is short."""
     cfg, data, devices = CHUNK_CFG.replace(width=width), _toy(), jax.device_count()
     per_model = ensemble.estimate_bytes_per_model(cfg, data)
     budget = int(budget_models * per_model)
     chunk = ensemble.chunk_size(cfg, data, members, budget)
-    assert chunk % devices == 0 and devices <= chunk <= math.ceil(members / devices) * devices
+    assert chunk % devices == 0 and 1 <= chunk // devices <= ensemble.CPU_LANES
     if budget >= devices * per_model:
-        assert chunk * per_model <= budget  # a program stays within the budget when one per device fits
-    if budget >= math.ceil(members / devices) * devices * per_model:
-        assert chunk == math.ceil(members / devices) * devices  # everything fits: one program
+        assert chunk * per_model <= budget  # a call stays within the budget when one per device fits
+    if budget >= ensemble.CPU_LANES * devices * per_model:
+        assert chunk == ensemble.CPU_LANES * devices  # never depends on how many members there are
 
 
 def test_sweep_over_the_memory_budget_runs_in_chunks_with_the_same_results(monkeypatch):
@@ -209,22 +210,23 @@ def test_sweep_over_the_memory_budget_runs_in_chunks_with_the_same_results(monke
     sw = sweep.Sweep(CHUNK_CFG, vmapped={"learning_rate": (0.05, 0.1, 0.2)})
     seeds = [0, 1, 2, 3]  # 12 models
     programs = []
-    real_sharded = ensemble._sharded_train
+    real_program = ensemble.make_program
 
-    def counting(train_fn, mesh):
-        run = real_sharded(train_fn, mesh)
+    def counting(*args, **kwargs):
+        run = real_program(*args, **kwargs)
 
-        def counted(model_seeds, data, hparams):
+        def counted(model_seeds, *rest):
             programs.append(model_seeds.shape[0])
-            return run(model_seeds, data, hparams)
+            return run(model_seeds, *rest)
 
         return counted
 
-    monkeypatch.setattr(ensemble, "_sharded_train", counting)
+    monkeypatch.setattr(ensemble, "make_program", counting)
     whole = sweep.run_sweep(sw, data, seeds, quiet=True)
-    assert programs == [12]
+    lanes = ensemble.CPU_LANES * jax.device_count()
+    assert programs == [lanes] * math.ceil(12 / lanes)
 
-    budget = 5 * ensemble.estimate_bytes_per_model(CHUNK_CFG, data)  # 5 models fit: chunks of 4
+    budget = 5 * ensemble.estimate_bytes_per_model(CHUNK_CFG, data)  # 5 models fit: 2 per device
     programs.clear()
     monkeypatch.setattr(sweep, "train_ensemble", functools.partial(ensemble.train_ensemble, budget=budget))
     chunked = sweep.run_sweep(sw, data, seeds, quiet=True)

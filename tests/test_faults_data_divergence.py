@@ -13,7 +13,8 @@ import pytest
 from dlfound import sweep
 from dlfound.config import Config
 from dlfound.data import cache, load, mnist1d_loader
-from dlfound.train import Hyperparams, make_train
+from dlfound.hyperparams import Hyperparams
+from dlfound.train import make_train
 
 
 def _checked_cache(tmp_path):

@@ -116,14 +116,14 @@ def test_disk_full_while_appending_a_cell_is_repaired(tmp_path, monkeypatch):
 
 def test_disk_full_during_a_run_is_one_clear_line(tiny, tmp_path, capsys, monkeypatch):
     module = _tiny_module(tiny)
-    real_append = RunDir.append_cell
+    real_append = RunDir.append_cells
 
-    def full(self, cell_id, rows):
+    def full(self, blocks):
         if self.finished_cells():
             raise OSError(errno.ENOSPC, "No space left on device", str(self.file("results.jsonl")))
-        return real_append(self, cell_id, rows)
+        return real_append(self, blocks)
 
-    monkeypatch.setattr(RunDir, "append_cell", full)
+    monkeypatch.setattr(RunDir, "append_cells", full)
     status = module.main(["--quiet", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert status == 1 and "Traceback" not in err

@@ -8,8 +8,9 @@ from dlfound import ensemble, runtime, sweep
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
+from dlfound.hyperparams import Hyperparams
 from dlfound.results import RunDir
-from dlfound.train import Hyperparams, make_train
+from dlfound.train import make_train
 
 
 def _data(n=256, d=8, classes=3, seed=0):

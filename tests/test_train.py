@@ -18,8 +18,8 @@ from dlfound import losses, optim, train
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
+from dlfound.hyperparams import Hyperparams
 from dlfound.models import make_model
-from dlfound.train import Hyperparams
 
 # Vmapped runs against solo runs: XLA may order a batched reduction differently, so allow float32
 # rounding accumulated over 16 steps. Measured max |difference| over params and history: <= 4e-7.
@@ -100,14 +100,8 @@ def _assert_trees_close(actual, expected, atol=VMAP_ATOL, rtol=VMAP_RTOL):
 # -------------------------------------------------------------------------------------------- train_step
 
 def _state(cfg, data=DATA, key=0, **hparams):
-    loss = losses.get(cfg.loss)
-    target_dim = 1 if data.y_train.ndim == 1 else data.y_train.shape[-1]
-    model = make_model(cfg, loss.num_outputs(data.num_classes, target_dim))
-    tx = optim.make_optimizer(cfg.optimizer, momentum=cfg.momentum, total_steps=100)
-
     def create(key):  # jitted: one compile instead of many eager ops
-        return train.create_train_state(cfg, model, tx, key, jnp.asarray(data.x_train[:1]),
-                                        Hyperparams.from_config(cfg, **hparams), data.num_classes)
+        return train.init_state(cfg, key, data, Hyperparams.from_config(cfg, **hparams))
 
     return jax.jit(create)(jax.random.key(key))
 

@@ -73,10 +73,31 @@ def test_benchmark_quick_reports_every_measure(tmp_path):
 
     assert benchmark.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
     metrics = _summary(tmp_path)["metrics"]
-    for key in ("epoch_s", "fraction_of_matmul_peak", "models_per_s", "compile_s", "peak_memory_mb"):
-        assert key in metrics
-    assert 0 < metrics["fraction_of_matmul_peak"] < 2
-    assert 0 < metrics["all_cores"]["fraction_of_matmul_peak"] < 2
-    assert metrics["epoch_s"]["dlfound"] > 0 and metrics["all_cores"]["epoch_s"]["dlfound"] > 0
-    assert set(metrics["models_per_s"]) == {"1", "8"}
+    for speed in (metrics["one_core"], metrics["all_devices"]):
+        assert speed["epoch_s"]["dlfound"] > 0 and 0 < speed["fraction_of_matmul_peak"] < 2
+        assert speed["us_per_step"] == pytest.approx(speed["epoch_s"]["dlfound"] / (2048 // 64) * 1e6)
+    assert metrics["measured_peaks"]["flops"] > 0 and metrics["measured_peaks"]["bytes_per_s"] > 0
+    curve = metrics["saturation"]
+    assert set(curve) == {"1", "8", "32"} and all(v["models_per_s"] > 0 for v in curve.values())
+    assert 0 < curve["32"]["fraction_of_flops_peak"] < 1 and 0 < curve["32"]["fraction_of_bytes_peak"] < 1
+    policies = metrics["main_sweep_compile"]
+    assert policies["none"]["programs"] == 3  # the baseline and two cells
+    assert policies["all"]["programs"] == 2  # the baseline, then both cells in one
+    assert policies["none"]["compile_s"] > policies["all"]["compile_s"] > 0
+    assert metrics["peak_memory_mb"] > 0
     assert benchmark.epoch_flops(64 * 10) == 10 * 64 * (6 * (784 * 128 + 128 * 64 + 64 * 10) - 2 * 784 * 128)
+
+
+def test_accelerator_check_quick_measures_everything_it_reports(tmp_path):
+    """The one-command GPU check runs on a CPU too: cold runs in fresh processes, then the curve."""
+    from experiments import accelerator_check
+
+    assert accelerator_check.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    metrics = _summary(tmp_path)["metrics"]
+    for run in ("main_sweep", "seeds100"):
+        assert "error" not in metrics[run] and metrics[run]["seconds"] > 0
+        assert metrics[run]["programs"] == 3  # on a CPU: the baseline, then one program per depth
+    assert set(metrics["benchmark"]["saturation"]) == {"1", "8"}
+    assert metrics["benchmark"]["seed_mlp"]["us_per_step"] > 0
+    report = (tmp_path / "CHECK.md").read_text()
+    assert "| main sweep, cold |" in report and "| MNIST-1D models/s at 4096 models | n/a |" in report

@@ -11,10 +11,11 @@ Each call gives every device the same number of members (its lanes), padding wit
 the last member. XLA compiles a vmapped step differently for different numbers of members
 (on a 2-core CPU, a depth-16 MLP rounds differently with 3 members per device than with 4,
 and again with 64), and a deep net can amplify one rounding difference into a visibly
-different model. So on a CPU the lanes are fixed (CPU_LANES): a model's numbers never depend
-on how many other models, cells or seeds share its program, nor on the number of cores.
-On an accelerator the lanes are a device's whole share of the members, split into as few
-calls as its memory allows.
+different model. So on a CPU the lanes are fixed (CPU_LANES) for every program with enough
+members to fill them: a model's numbers then never depend on how many other models, cells or
+seeds share its program, nor on the number of cores. (A program with fewer members uses only
+the lanes it needs, so one model alone is not padded to a full call.) On an accelerator the
+lanes are a device's whole share of the members, split into as few calls as its memory allows.
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ from dlfound.train import TrainResult, make_train
 AXIS = "models"
 DEVICE_MEMORY_FRACTION = 0.5  # of an accelerator's memory, for one program's members
 HOST_MEMORY_FRACTION = 0.25  # of the host's memory on CPU, shared by all CPU devices
-# Members per CPU device per call. Measured on 2 cores (main-sweep cell, depth 4 / 16): 238 / 597
-# ms per model with 3 per device, 188 / 565 with 4, 148 / 476 with 8; 4 keeps most of that gain
-# while padding a 5-seed cell to only 8 models.
-CPU_LANES = 4
+# Members per CPU device per call. Measured on 2 cores (a main-sweep cell at depth 4 / 16): 238 / 597
+# ms per model with 3 per device, 188 / 565 with 4, 148 / 476 with 8. But every call is padded to
+# the lanes: over the programs of all the experiments' default runs, 3 lanes pad 4.8% of the work,
+# 4 lanes 26%, 8 lanes 41% (seed counts are 3 or 5, times a few vmapped values), and the main
+# sweep took 82 s with 4 lanes and 85 s with 8. With 3, a 5-seed cell also keeps the 3 models per
+# device it always had.
+CPU_LANES = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,15 +122,16 @@ def check_fits(cfg: Union[Config, Pack], data: Dataset) -> None:
 
 
 def lanes(cfg: Union[Config, Pack], data: Dataset, num_members: int, budget: Optional[int] = None) -> int:
-    """Members each device trains per call: CPU_LANES on a CPU; on an accelerator all of its
+    """Members each device trains per call: CPU_LANES on a CPU (fewer only if the members or the
+    memory are fewer); on an accelerator all of its
     share in as few calls as `budget` bytes (default: from the device's memory) allow, split
     evenly; never more than the budget holds."""
     budget = memory_budget_bytes() if budget is None else budget
     devices = jax.device_count()
     fit = max(1, budget // devices // max(estimate_bytes_per_model(cfg, data), 1))
-    if jax.default_backend() == "cpu":
-        return min(CPU_LANES, fit)
     share = max(1, math.ceil(num_members / devices))
+    if jax.default_backend() == "cpu":
+        return min(CPU_LANES, fit, share)
     return math.ceil(share / math.ceil(share / fit))
 
 

@@ -193,16 +193,17 @@ CHUNK_CFG = Config(dataset="xor", depth=1, width=16, optimizer="sgd", learning_r
 @settings(max_examples=60, deadline=None)
 @given(members=st.integers(1, 500), budget_models=st.floats(0, 1000), width=st.integers(1, 4096))
 def test_lanes_fit_the_budget(members, budget_models, width):
-    """Every device gets the same number of members per call: CPU_LANES, or fewer where memory is short."""
+    """Every device gets the same number of members per call: CPU_LANES, or fewer where the
+    members or the memory are fewer."""
     cfg, data, devices = CHUNK_CFG.replace(width=width), _toy(), jax.device_count()
     per_model = ensemble.estimate_bytes_per_model(cfg, data)
     budget = int(budget_models * per_model)
     chunk = ensemble.chunk_size(cfg, data, members, budget)
-    assert chunk % devices == 0 and 1 <= chunk // devices <= ensemble.CPU_LANES
+    assert chunk % devices == 0 and 1 <= chunk // devices <= min(ensemble.CPU_LANES, math.ceil(members / devices))
     if budget >= devices * per_model:
         assert chunk * per_model <= budget  # a call stays within the budget when one per device fits
-    if budget >= ensemble.CPU_LANES * devices * per_model:
-        assert chunk == ensemble.CPU_LANES * devices  # never depends on how many members there are
+    if budget >= ensemble.CPU_LANES * devices * per_model and members >= ensemble.CPU_LANES * devices:
+        assert chunk == ensemble.CPU_LANES * devices  # fixed, whatever the number of members
 
 
 def test_sweep_over_the_memory_budget_runs_in_chunks_with_the_same_results(monkeypatch):

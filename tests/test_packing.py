@@ -1,7 +1,8 @@
 """Packed programs: structural choices as per-member data give the results of each cell trained alone.
 
 The reference for every packed member is its own cell trained by a per-cell program
-(`pack=()`). Both run CPU_LANES members per device, so XLA compiles the same arithmetic for
+(`pack=()`). With five seeds, as in the main sweep, both fill CPU_LANES members per device, so
+XLA compiles the same arithmetic for
 every member's training: its final parameters and batch statistics are bitwise equal. The
 recorded metrics are means and norms, reductions whose summation order XLA picks per program
 from the operands' layout, so they agree to float32 rounding (within 1e-5 relative; in these
@@ -89,7 +90,7 @@ def test_main_sweep_packed_equals_every_cell_alone_on_its_quick_budget():
     base = exp.BASE.replace(**exp.EXPERIMENT.quick_overrides)
     data = load(base.dataset, validation_fraction=base.validation_fraction, seed=base.seed)
     sweeps = exp.sweeps(base, exp.DEPTHS, exp.ACTIVATIONS)[1:]  # the depth x activation grid
-    seeds = [0, 3]
+    seeds = [0, 1, 2, 3, 4]  # the main sweep's: a cell alone fills its lanes, as a packed program does
     alone = _run(sweeps, data, seeds, ())
     for axes in (packing.PACKABLE, ("activation", "init")):
         programs = sweep.plan_programs(sweeps, data, seeds, axes)
@@ -105,8 +106,9 @@ def test_a_diverging_member_does_not_disturb_its_program():
     grid = {"depth": (1, 3), "activation": ("relu", "tanh")}
     sw = [sweep.Sweep(base, grid, {"learning_rate": (0.1, 1e4)})]
     data = _toy()
-    alone = _run(sw, data, [0, 1], ())
-    packed = _run(sw, data, [0, 1], packing.PACKABLE)
+    seeds = [0, 1, 2]  # 6 models a cell: a cell alone fills its lanes too
+    alone = _run(sw, data, seeds, ())
+    packed = _run(sw, data, seeds, packing.PACKABLE)
     table = alone[0]
     assert "diverged" in table.member_values("depth=3,activation=relu", "status")
     rates = table.member_values("depth=1,activation=relu", "learning_rate")
@@ -128,10 +130,10 @@ def test_other_structural_axes_pack_with_the_same_results(grid):
     base = Config(dataset="xor", depth=2, width=16, batch_size=32, num_epochs=2, optimizer="momentum",
                   learning_rate=0.05, dropout_rate=0.1)
     sw = [sweep.Sweep(base, grid)]
-    data = _toy()
-    programs = sweep.plan_programs(sw, data, [0, 1], packing.PACKABLE)
+    data, seeds = _toy(), [0, 1, 2, 3, 4, 5]  # a cell alone fills its lanes too
+    programs = sweep.plan_programs(sw, data, seeds, packing.PACKABLE)
     assert len(programs) == 1
-    _assert_same(_run(sw, data, [0, 1], packing.PACKABLE), _run(sw, data, [0, 1], ()), bitwise=False)
+    _assert_same(_run(sw, data, seeds, packing.PACKABLE), _run(sw, data, seeds, ()), bitwise=False)
 
 
 def test_packed_initial_parameters_are_bitwise_those_of_each_variant_alone():
@@ -194,7 +196,9 @@ def test_default_policy_is_per_backend(monkeypatch):
 def test_lanes_come_from_the_backend_and_the_devices_memory(monkeypatch):
     cfg, data, devices = Config(dataset="xor", depth=2, width=64), _toy(), jax.device_count()
     per_model = ensemble.estimate_bytes_per_model(cfg, data)
-    assert ensemble.lanes(cfg, data, 1) == ensemble.lanes(cfg, data, 10_000) == ensemble.CPU_LANES  # on CPU
+    full = ensemble.CPU_LANES * devices
+    assert ensemble.lanes(cfg, data, full) == ensemble.lanes(cfg, data, 10_000) == ensemble.CPU_LANES  # on CPU
+    assert ensemble.lanes(cfg, data, 1) == 1  # one model alone is not padded to a full call
     assert ensemble.lanes(cfg, data, 10_000, budget=devices * per_model) == 1  # unless memory allows fewer
     monkeypatch.setattr(ensemble, "device_memory_bytes", lambda: 40 * per_model)  # an accelerator's report
     assert ensemble.memory_budget_bytes() == int(ensemble.DEVICE_MEMORY_FRACTION * 40 * per_model * devices)

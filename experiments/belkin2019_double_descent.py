@@ -21,7 +21,7 @@ Setup:  the MNIST-1D notebook's model and optimizer: 40-h-h-10 ReLU (He init), S
         of h_n, the width at which parameters = training examples (h^2 + 52h + 10 = 4000 gives
         h_n = 42.3 on MNIST-1D: widths 8, 17, 25, 32, 38, 47, 63, 95, 127, 254, close to CLAIMS.md's
         8..256 grid), so the grid brackets the threshold on any dataset; 3 seeds.
-Run:    python -m experiments.belkin2019_double_descent            # ~2.5 min on 2 free CPU cores
+Run:    python -m experiments.belkin2019_double_descent            # ~2 min on 2 free CPU cores
         python -m experiments.belkin2019_double_descent --quick    # seconds; smoke test only
         python -m experiments.belkin2019_double_descent --dataset fashion_mnist --set train_fraction=0.0667
             # Belkin et al.'s 4000 images (h_n = 5, widths 1..30); the same 20,000 steps, minutes on

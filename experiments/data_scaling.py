@@ -17,7 +17,7 @@ Setup:  MNIST-1D, all 4000 training examples (no validation carve), nested subse
         4000 epochs and the full set 32; with fixed epochs the small subsets would get a handful
         of updates and the curve would confound data with compute. Final test accuracy, no early
         stopping.
-Run:    python -m experiments.data_scaling            # ~2 min on 2 free CPU cores
+Run:    python -m experiments.data_scaling            # ~1.5 min on 2 free CPU cores
         python -m experiments.data_scaling --quick    # seconds; smoke test only
         python -m experiments.data_scaling --dataset fashion_mnist --set num_epochs=2 --set batch_size=128
             # full size (60k images; 1% = 600): 2 epochs at full size = 936 steps per cell, a few

@@ -17,7 +17,7 @@ Setup:  MNIST-1D with all 4000 training examples, inputs standardized. Plain: h 
         the residual stream's scale grows with depth (the library's block has no branch scaling),
         and deep residual nets need a smaller rate. Training loss in inference mode (BN running
         averages) on the whole training set. Budgets are set in steps.
-Run:    python -m experiments.he2016_residual            # ~3 min on 2 CPU cores
+Run:    python -m experiments.he2016_residual            # ~3.5 min on 2 CPU cores
         python -m experiments.he2016_residual --quick    # seconds; smoke test only
         python -m experiments.he2016_residual --dataset fashion_mnist   # full size: same steps and
             widths on 784 inputs; every evaluation passes 70k images (longer on CPU; fine on a GPU)

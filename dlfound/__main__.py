@@ -42,6 +42,8 @@ def build_parser() -> _Parser:
     rep = sub.add_parser("report", help="render REPORT.md for run directories (or a folder of them)",
                          allow_abbrev=False)
     rep.add_argument("paths", nargs="+", metavar="RUN_DIR")
+    rep.add_argument("--output", default=None, metavar="FILE",
+                     help="write the report (or index) here instead of inside the run directory")
     sub.add_parser("list", help="list the experiments", allow_abbrev=False)
     return parser
 
@@ -63,13 +65,20 @@ def main(argv=None) -> int:
             return 0
         from dlfound import report
 
+        if args.output and len(args.paths) > 1:
+            raise ConfigError(f"--output names one file but {len(args.paths)} paths were given; pass one")
+        skipped = []
         for path in args.paths:
             if (Path(path) / report.SUMMARY_FILE).is_file():
-                report.render_report(path)
-                print(Path(path) / report.REPORT_FILE)
+                report.render_report(path, args.output)
+                print(args.output or Path(path) / report.REPORT_FILE)
             else:
-                print(report.render_index(path))
-        return 0
+                index, left_out = report.render_index(path, args.output)
+                print(index)
+                skipped += left_out
+        for line in skipped:
+            print(f"warning: {one_line(line)}", file=sys.stderr)
+        return 1 if skipped else 0
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from dlfound.claims import count_verdicts, fmt
 from dlfound.errors import ConfigError
-from dlfound.results import CONFIG_FILE, SUMMARY_FILE, read_json, write_bytes_atomic
+from dlfound.results import CONFIG_FILE, SUMMARY_FILE, RunDir, read_json, write_bytes_atomic
 
 REPORT_FILE = "REPORT.md"
+SIGNATURE = "<!-- written by dlfound report: regenerated from summary.json, edits are overwritten -->"
 ENVIRONMENT_KEYS = ("python", "jax", "jaxlib", "flax", "optax", "numpy", "backend", "device_count",
                     "device_kinds", "process_count", "git_revision", "git_dirty", "hostname", "utc_time")
 
@@ -80,8 +81,27 @@ def _read_summary(path: Path) -> dict:
     return summary
 
 
-def render_report(run_dir) -> str:
-    """Writes REPORT.md for one run directory from its summary.json; returns the text."""
+def _write_owned(path: Path, text: str) -> None:
+    """Writes a report file only where dlfound owns the name: it is absent or one dlfound wrote."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline().decode(errors="replace").strip()
+    except FileNotFoundError:
+        first = SIGNATURE
+    except OSError as e:
+        raise ConfigError(f"cannot read {str(path)!r} ({e.strerror or e})") from None
+    if first != SIGNATURE:
+        raise ConfigError(f"{str(path)!r} exists and was not written by `dlfound report`; "
+                          "dlfound leaves it alone: move it away or pass --output FILE")
+    write_bytes_atomic(path, text.encode())
+    if path.name == REPORT_FILE:
+        run = RunDir(path.parent, min_free_bytes=0)
+        if run.marker() is not None:
+            run.file(REPORT_FILE)  # listed among the run's files, so --overwrite removes it
+
+
+def render_report(run_dir, output=None) -> str:
+    """Writes REPORT.md (or `output`) for one run directory from its summary.json; returns the text."""
     path = Path(run_dir)
     summary = _read_summary(path)
     name = summary.get("experiment", path.name)
@@ -107,8 +127,8 @@ def render_report(run_dir) -> str:
         for png in pngs:
             lines += [f"![{png.stem}]({png.name})", ""]
     lines += _environment_lines(path)
-    text = "\n".join(lines)
-    write_bytes_atomic(path / REPORT_FILE, text.encode())
+    text = "\n".join([SIGNATURE, *lines])
+    _write_owned(Path(output) if output else path / REPORT_FILE, text)
     return text
 
 
@@ -120,11 +140,12 @@ def find_runs(root) -> list[Path]:
     return sorted(p.parent for p in root.rglob(SUMMARY_FILE))
 
 
-def render_index(root) -> Path:
-    """Writes one report over every run at or below `root`, every claim in one table; returns its path.
+def render_index(root, output=None) -> tuple[Path, list[str]]:
+    """Writes one report over every run at or below `root`, every claim in one table; returns its
+    path and one line per run left out (an unreadable summary.json, a REPORT.md dlfound does not own).
 
-    Each run's own REPORT.md is rendered too. The index is `root/REPORT.md`, or `root/INDEX.md`
-    when `root` is itself a run directory (whose REPORT.md is its own report).
+    Each run's own REPORT.md is rendered too. The index is `output`, else `root/REPORT.md`, or
+    `root/INDEX.md` when `root` is itself a run directory (whose REPORT.md is its own report).
     """
     root = Path(root)
     if not root.is_dir():
@@ -132,16 +153,22 @@ def render_index(root) -> Path:
     runs = find_runs(root)
     if not runs:
         raise ConfigError(f"no dlfound runs (summary.json) found under {str(root)!r}")
-    rows, links, claims = [], [], []
+    rows, links, claims, skipped = [], [], [], []
     for run in runs:
-        summary = _read_summary(run)
-        render_report(run)
+        try:
+            summary = _read_summary(run)
+            render_report(run)
+        except ConfigError as err:
+            skipped.append(f"skipped {str(run)!r}: {err}")
+            links.append(f"- {run.relative_to(root).as_posix()}: left out ({err})")
+            continue
         name = summary.get("experiment", run.name) + (" (quick)" if summary.get("quick") else "")
         rows += [(name, c) for c in summary.get("claims", [])]
         claims += summary.get("claims", [])
         links.append(f"- [{name}]({(run.relative_to(root) / REPORT_FILE).as_posix()})")
-    text = "\n".join(["# dlfound claims", "", f"{len(runs)} runs: {_verdict_counts(claims)}.", "",
-                      *claims_table(rows), "", "## Runs", "", *links, ""])
-    out = root / ("INDEX.md" if (root / SUMMARY_FILE).is_file() else REPORT_FILE)
-    write_bytes_atomic(out, text.encode())
-    return out
+    counts = f"{len(runs) - len(skipped)} runs: {_verdict_counts(claims)}."
+    text = "\n".join([SIGNATURE, "# dlfound claims", "", counts, "", *claims_table(rows), "", "## Runs", "",
+                      *links, ""])
+    out = Path(output) if output else root / ("INDEX.md" if (root / SUMMARY_FILE).is_file() else REPORT_FILE)
+    _write_owned(out, text)
+    return out, skipped

@@ -2,10 +2,14 @@
 
 Layout of a run directory::
 
+    .dlfound-run    the marker that dlfound made this directory: experiment, fingerprint, files written
     config.json     what was run: experiment, config, seeds, quick flag, environment
     results.jsonl   one JSON row per cell x model x evaluation; each finished cell ends in a marker row
     summary.json    metrics and claim verdicts
     *.png, REPORT.md
+
+dlfound writes, resumes and deletes only inside directories it marked, and deletes only the
+files its marker lists: a directory that holds anything else is refused, never cleared.
 
 JSON files hold NaN and infinities as the strings "nan", "inf" and "-inf" (strict JSON that any
 parser reads); `read_json` turns those strings back into floats.
@@ -14,7 +18,9 @@ parser reads); `read_json` turns those strings back into floats.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -32,6 +38,7 @@ CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
+MARKER_FILE = ".dlfound-run"
 DONE_KEY = "_done"
 # Keys of config.json that identify a run; a resume must match them exactly.
 IDENTITY_KEYS = ("experiment", "config", "seeds", "quick")
@@ -116,25 +123,9 @@ def read_json(path):
         return from_jsonable(json.load(f))
 
 
-def _first_difference(old, new, prefix: str = ""):
-    """The dotted key of the first difference between two JSON values, or None if equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            if key not in old or key not in new:
-                return f"{prefix}{key}"
-            found = _first_difference(old[key], new[key], f"{prefix}{key}.")
-            if found is not None:
-                return found
-        return None
-    return None if old == new else prefix.rstrip(".") or "(value)"
-
-
-def _lookup(obj, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return "(absent)"
-        obj = obj[part]
-    return obj
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse_line(line: bytes):
@@ -170,10 +161,12 @@ def _finished_blocks(lines: list[bytes]) -> tuple[dict[str, list[bytes]], list[b
 
 
 class RunDir:
-    """A run directory: created and probed for writability and space on construction."""
+    """A run directory: created and probed for writability and space on construction; claimed
+    (marked as dlfound's) on the first write."""
 
-    def __init__(self, path, min_free_bytes: int = MIN_FREE_BYTES):
+    def __init__(self, path, min_free_bytes: int = MIN_FREE_BYTES, writer: bool = True):
         self.path = Path(path).expanduser().absolute()
+        self.writer = writer  # False in the processes of a multi-process run that only read
         self._finished: set[str] | None = None
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(
@@ -198,14 +191,71 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
+    def check_space(self, needed_bytes: int) -> None:
+        """ConfigError, with the estimate and the space, if `needed_bytes` more would not fit."""
+        free = shutil.disk_usage(self.path).free
+        if free < needed_bytes + MIN_FREE_BYTES:
+            raise ConfigError(f"this run needs about {needed_bytes / 2**20:.0f} MiB for its results and "
+                              f"{str(self.path)!r} has {free / 2**20:.0f} MiB free; free space, choose "
+                              "another --out or train fewer seeds")
+
     def file(self, name: str) -> Path:
-        """The path of `name` inside the run directory."""
+        """The path of `name`, a file this run writes: it joins the marker's list of the run's files
+        (so `--overwrite` deletes it), and the directory is claimed first if it is not yet marked."""
+        if self.writer:
+            self._register(name)
         return self.path / name
+
+    def marker(self) -> dict | None:
+        """The directory's ownership marker (experiment, fingerprint, files), or None if unmarked."""
+        try:
+            marker = read_json(self.path / MARKER_FILE)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            marker = None
+        if not (isinstance(marker, dict) and isinstance(marker.get("files"), list)):
+            raise ConfigError(f"run directory {str(self.path)!r} holds a damaged {MARKER_FILE} marker; "
+                              "choose another --out")
+        return marker
+
+    def _foreign(self) -> list[str]:
+        """Names in the directory other than dlfound's own lock, marker and temporary files."""
+        return sorted(p.name for p in self.path.iterdir()
+                      if p.name not in (LOCK_FILE, MARKER_FILE) and not p.name.endswith(".tmp"))
+
+    def _refuse_foreign(self) -> None:
+        foreign = self._foreign() if self.marker() is None else []
+        if foreign:
+            listed = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            raise ConfigError(f"{str(self.path)!r} is not a dlfound run directory (it holds {listed}, "
+                              "which dlfound did not write and will not touch); choose another --out")
+
+    def claim(self) -> dict:
+        """The marker, written first if the directory is empty; ConfigError if it holds files
+        dlfound did not write (they are never deleted or overwritten)."""
+        marker = self.marker()
+        if marker is not None:
+            return marker
+        self._refuse_foreign()
+        marker = {"experiment": None, "fingerprint": None, "files": []}
+        write_json_atomic(self.path / MARKER_FILE, marker)
+        return marker
+
+    def _register(self, *names: str) -> dict:
+        marker = self.claim()
+        new = [name for name in names if name not in marker["files"]]
+        if new:
+            marker["files"] = marker["files"] + new
+            write_json_atomic(self.path / MARKER_FILE, marker)
+        return marker
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[RunDir]:
-        """Holds an exclusive flock on `.lock` (freed by the OS even if the process is killed)."""
-        fd = os.open(self.file(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        """Holds an exclusive flock on `.lock` (freed by the OS even if the process is killed); refuses,
+        creating nothing, a directory that holds files dlfound did not write."""
+        self._refuse_foreign()
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -230,7 +280,7 @@ class RunDir:
 
     def read_config(self) -> dict | None:
         """The stored config.json, or None if there is none; ConfigError if it is not a JSON object."""
-        path = self.file(CONFIG_FILE)
+        path = self.path / CONFIG_FILE
         if not path.exists():
             return None
         try:
@@ -244,36 +294,56 @@ class RunDir:
         return stored
 
     def write_config(self, info: dict, overwrite: bool = False) -> None:
-        """Writes config.json; refuses a directory holding a different run unless `overwrite`.
-
-        With `overwrite`, the other run's results, summary, report and plots are deleted.
-        """
-        try:
-            old = self.read_config()
-        except ConfigError:
+        """Claims the directory and writes config.json; refuses a directory holding a different run
+        (another experiment, or other settings) unless `overwrite`, which deletes that run's files."""
+        marker = self.claim()
+        identity = from_jsonable(to_jsonable({k: info.get(k) for k in IDENTITY_KEYS}))
+        fingerprint = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
+        if marker["fingerprint"] not in (None, fingerprint):
             if not overwrite:
-                raise
+                raise ConfigError(self._different_run(marker, identity))
             self._clear()
-            old = None
-        if old is not None:
-            new = from_jsonable(to_jsonable({k: info.get(k) for k in IDENTITY_KEYS}))
-            key = _first_difference({k: old.get(k) for k in IDENTITY_KEYS}, new)
-            if key is not None and not overwrite:
-                raise ConfigError(
-                    f"run directory {str(self.path)!r} holds a different run ({key} is "
-                    f"{_lookup(old, key)!r} there, {_lookup(new, key)!r} now); "
-                    "choose another --out or pass --overwrite"
-                )
-            if key is not None:
-                self._clear()
-        write_json_atomic(self.file(CONFIG_FILE), info)
+        write_json_atomic(self.path / MARKER_FILE, {**self._register(CONFIG_FILE),
+                                                    "experiment": info.get("experiment"),
+                                                    "fingerprint": fingerprint})
+        write_json_atomic(self.path / CONFIG_FILE, info)
+
+    def _different_run(self, marker: dict, identity: dict) -> str:
+        where = f"run directory {str(self.path)!r}"
+        advice = "choose another --out or pass --overwrite to replace it"
+        if marker.get("experiment") != identity.get("experiment"):
+            old, new = marker.get("experiment"), identity.get("experiment")
+            return f"{where} holds a run of {old!r}, not {new!r}; {advice}"
+        try:
+            old = self.read_config() or {}
+        except ConfigError:
+            old = {}
+        differing = []
+        for key in IDENTITY_KEYS:
+            a, b = old.get(key), identity.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                differing += [(f"{key}.{k}", a.get(k, "(absent)"), b.get(k, "(absent)"))
+                              for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
+            elif a != b:
+                differing.append((key, a, b))
+        if not differing:
+            return f"{where} holds a different run of {identity.get('experiment')!r}; {advice}"
+        shown = "; ".join(f"{k} is {_short(a)} there, {_short(b)} now" for k, a, b in differing[:3])
+        more = f"; and {len(differing) - 3} more settings" if len(differing) > 3 else ""
+        return f"{where} holds a different run of {identity.get('experiment')!r} ({shown}{more}); {advice}"
 
     def _clear(self) -> None:
-        for name in (RESULTS_FILE, SUMMARY_FILE, "REPORT.md", CONFIG_FILE):
+        """Deletes the files the marker lists (those dlfound wrote), and nothing else."""
+        marker = self.marker() or {"files": []}
+        for name in marker["files"]:
+            if name in (LOCK_FILE, MARKER_FILE) or Path(name).name != name:
+                continue
+            path = self.path / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)  # a sub-run this run made (the accelerator check's)
             with contextlib.suppress(FileNotFoundError):
-                self.file(name).unlink()
-        for png in self.path.glob("*.png"):
-            png.unlink()
+                path.unlink()
+        write_json_atomic(self.path / MARKER_FILE, {"experiment": None, "fingerprint": None, "files": []})
         self._finished = None
 
     def write_summary(self, summary: dict) -> None:
@@ -282,7 +352,7 @@ class RunDir:
 
     def read_summary(self) -> dict | None:
         """The stored summary.json, or None if there is none."""
-        path = self.file(SUMMARY_FILE)
+        path = self.path / SUMMARY_FILE
         return read_json(path) if path.exists() else None
 
     def load_rows(self, repair: bool = True) -> list[dict]:
@@ -291,7 +361,9 @@ class RunDir:
         `repair=False` only reads (for processes that do not own the directory, such as the
         non-writing processes of a multi-process run).
         """
-        path = self.file(RESULTS_FILE)
+        if repair:
+            self._refuse_foreign()  # repairing writes: never to another tool's results.jsonl
+        path = self.path / RESULTS_FILE
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -349,9 +421,11 @@ class RunDir:
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            written_bytes = os.write(fd, payload)
-            if written_bytes != len(payload):
-                raise OSError(f"short write to {path}: {written_bytes} of {len(payload)} bytes")
+            while payload:  # a short write is retried, and a full disk raises ENOSPC; the torn block
+                count = os.write(fd, payload)  # is then dropped by the next load_rows
+                if count == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+                payload = payload[count:]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -370,7 +444,7 @@ class RunDir:
         known.update({tuple(p["cells"]): p for p in programs})
         stored["packing"] = list(axes)
         stored["programs"] = list(known.values())
-        write_json_atomic(self.file(CONFIG_FILE), stored)
+        write_json_atomic(self.path / CONFIG_FILE, stored)
 
 
 def _t_quantile(p: float, df: int) -> float:

@@ -80,16 +80,15 @@ def report(metrics: dict) -> str:
 
 
 def run(ctx: cli.Context) -> dict:
-    out = ctx.run_dir.path
     quick = ["--quick"] if ctx.quick else []
     metrics = {"backend": jax.default_backend(), "devices": jax.device_count(),
                "device_kind": jax.devices()[0].device_kind,
-               "main_sweep": timed_run("experiments.depth_activation", out / "main", quick),
-               "seeds100": timed_run("experiments.depth_activation", out / "seeds100",
+               "main_sweep": timed_run("experiments.depth_activation", ctx.run_dir.file("main"), quick),
+               "seeds100": timed_run("experiments.depth_activation", ctx.run_dir.file("seeds100"),
                                      [*quick, "--seeds", "2" if ctx.quick else "100"])}
     metrics["benchmark"] = measure(ctx.quick)
     metrics["targets"] = TARGETS
-    write_bytes_atomic(out / "CHECK.md", report(metrics).encode())
+    write_bytes_atomic(ctx.run_dir.file("CHECK.md"), report(metrics).encode())
     if not ctx.quiet:
         print(report(metrics), file=sys.stderr)
     return {"metrics": metrics, "claims": []}

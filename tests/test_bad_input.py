@@ -316,7 +316,7 @@ def test_out_that_is_a_file_or_holds_something_else(capsys, tmp_path):
     (other / "config.json").write_text(json.dumps({"experiment": "other", "config": {}, "seeds": [0],
                                                    "quick": False}))
     for out, needle in [(regular, "not a directory"), (regular / "sub", "not writable"),
-                        (foreign, "config.json"), (other, "different run"), ("", "--out")]:
+                        (foreign, "config.json"), (other, "not a dlfound run directory"), ("", "--out")]:
         status, err, _ = _cli(capsys, tmp_path, "--out", str(out))
         _rejected(status, err, tmp_path / "none", needle)
     assert regular.read_text() == "hello" and (foreign / "config.json").read_text() == "[1, 2]"
@@ -380,7 +380,7 @@ def test_file_that_is_not_npz_is_rejected(capsys, tmp_path):
     path = tmp_path / "data.npz"
     path.write_text("x_train,y_train\n1,2\n")
     status, err, out = _cli(capsys, tmp_path, "--dataset", f"npz:{path}")
-    _rejected(status, err, out, "not a readable .npz file")
+    _rejected(status, err, out, "is not an .npz file")
 
 
 def test_a_good_npz_passes_the_checks(capsys, tmp_path):

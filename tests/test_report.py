@@ -65,7 +65,7 @@ def test_report_has_every_claim_config_metrics_figures_and_environment(tmp_path)
     (path / "curve.png").write_bytes(PNG_MAGIC)
     text = report.render_report(path)
     assert (path / "REPORT.md").read_text() == text
-    assert text.startswith("# exp\n\nAbout exp.")
+    assert text.startswith(f"{report.SIGNATURE}\n# exp\n\nAbout exp.")
     table = [line for line in text.splitlines() if line.startswith("| T")]
     assert [line.split("|")[1].strip() for line in table] == ["T1", "T2", "T10"]
     assert "**reproduced**" in table[0] and "**not reproduced**" in table[1]
@@ -91,8 +91,8 @@ def test_index_lists_every_claim_of_every_run_sorted_by_id(tmp_path):
     make_run(tmp_path / "b", "beta", ["T10", "F2"])
     make_run(tmp_path / "a", "alpha", ["T2", "T1"], quick=True)
     make_run(tmp_path / "nested" / "c", "gamma", ["F1"])
-    out = report.render_index(tmp_path)
-    assert out == tmp_path / "REPORT.md"
+    out, skipped = report.render_index(tmp_path)
+    assert out == tmp_path / "REPORT.md" and skipped == []
     text = out.read_text()
     ids = [
         line.split("|")[1].strip()

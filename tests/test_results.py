@@ -81,9 +81,11 @@ def test_process_killed_before_rename_leaves_the_old_file_intact(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr
     assert results.read_json(target) == {"version": 1}
+    marker = {"experiment": None, "fingerprint": None, "files": ["summary.json"]}
+    results.write_json_atomic(tmp_path / results.MARKER_FILE, marker)
     with RunDir(tmp_path).lock():  # taking the lock sweeps the orphaned temp file away
         pass
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".dlfound-run", ".lock", "summary.json"]
 
 
 def test_out_that_is_a_file_or_under_a_file_is_refused(tmp_path):
@@ -214,6 +216,7 @@ def test_rows_without_a_done_marker_are_dropped_from_disk(tmp_path):
 
 
 def test_partial_rows_before_a_complete_block_are_not_counted(tmp_path):
+    RunDir(tmp_path).claim()
     path = tmp_path / "results.jsonl"
     path.write_bytes(
         b'{"cell": "a", "model": 99}\n'
@@ -262,9 +265,9 @@ def test_write_config_refuses_a_different_run_unless_overwrite(tmp_path):
     run_dir.write_config(info)
     run_dir.write_config({**info, "environment": {"utc_time": "now"}})  # same run: resume
     run_dir.append_cell("a", ROWS_A)
-    (tmp_path / "plot.png").write_bytes(b"png")
+    run_dir.file("plot.png").write_bytes(b"png")
     other = {**info, "config": {"depth": 3, "width": 8}}
-    with pytest.raises(ConfigError, match=r"holds a different run \(config.depth is 2 there, 3 now\)"):
+    with pytest.raises(ConfigError, match=r"holds a different run of 'x' \(config.depth is 2 there, 3 now\)"):
         run_dir.write_config(other)
     assert run_dir.finished_cells() == {"a"}
     run_dir.write_config(other, overwrite=True)

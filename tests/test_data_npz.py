@@ -108,5 +108,5 @@ def test_missing_and_unreadable_files(tmp_path):
         load(f"npz:{tmp_path / 'absent.npz'}")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    with pytest.raises(ConfigError, match="not a readable .npz"):
+    with pytest.raises(ConfigError, match="is not an .npz file"):
         load(f"npz:{bad}")

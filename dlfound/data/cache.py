@@ -73,5 +73,9 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dic
     arrays = load_checked(path)
     if arrays is None:
         arrays = build()
-        save_checked(path, arrays)
+        try:
+            save_checked(path, arrays)
+        except OSError as exc:  # a cache only saves time: go on without it
+            log.warning("cannot write the data cache %s (%s); going on without it: set $%s to a writable "
+                        "directory to keep it", path, exc.strerror or exc, CACHE_ENV)
     return arrays

@@ -33,6 +33,10 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, mode: str = "scalar") 
     arrays = [np.asarray(a, dtype=np.float32) for a in (x_train, *others)]
     if mode == "none" or x_train.size == 0:
         return arrays
-    mean, std = _mean_std(arrays[0], per_feature=mode == "feature")
+    with np.errstate(over="ignore"):  # an overflow is reported just below
+        mean, std = _mean_std(arrays[0], per_feature=mode == "feature")
+    if not np.isfinite(std).all():
+        raise ConfigError(f"training inputs too large to standardize in float32 (largest magnitude "
+                          f"{float(np.max(np.abs(arrays[0]))):.3g}); rescale them or use normalize=none")
     mean, std = mean.astype(np.float32), std.astype(np.float32)
     return [(a - mean) / std for a in arrays]

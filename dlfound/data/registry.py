@@ -41,6 +41,13 @@ def check_name(name: str) -> None:
         raise unknown_name("dataset", name, (*names(), "npz:PATH"))
 
 
+def check_contents(name: str, *, validation_fraction: float = 0.1, seed: int = 0) -> None:
+    """Loads a user's "npz:PATH" file once to check its contents (ConfigError naming the problem), so
+    a command refuses bad data before it creates anything; built-in datasets are checked as they load."""
+    if name.startswith(npz.PREFIX):
+        load(name, validation_fraction=validation_fraction, seed=seed)
+
+
 def load(name: str, *, validation_fraction: float = 0.1, seed: int = 0,
          cache_dir: Optional[os.PathLike | str] = None, **options) -> Dataset:
     """Loads dataset `name` with its train/validation/test splits; `seed` draws the validation carve.

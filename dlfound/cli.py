@@ -10,6 +10,7 @@ anything compiles. Results land in the run directory as they finish (see results
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from dlfound import claims, packing, runtime
+from dlfound import claims, data, packing, runtime
 from dlfound import config as config_lib
 from dlfound.config import Config
 from dlfound.environment import environment_info
@@ -136,6 +137,10 @@ def _read_run_config(path: str) -> dict:
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds)):
         raise ConfigError(f"--from {path!r}: invalid seeds={seeds!r} in config.json; "
                           "allowed: a non-empty list of integers in [0, 2**32)")
+    repeated = sorted(s for s, n in collections.Counter(seeds).items() if n > 1)
+    if repeated:
+        raise ConfigError(f"--from {path!r}: config.json lists seed {repeated[0]} more than once; "
+                          "each seed must appear once")
     return stored
 
 
@@ -169,10 +174,13 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
             args = build_parser(experiment).parse_args(argv)
         except SystemExit as done:  # --help prints and exits 0
             return done.code if isinstance(done.code, int) else 0
+        runtime.check_environment()
         cfg, seeds, quick = resolve(experiment, args)
         packing.default_axes()  # a bad $DLFOUND_PACK is refused here, before anything compiles
+        data.check_contents(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
         quiet = args.quiet or bool(os.environ.get("CI"))
-        run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick))
+        run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick),
+                         writer=runtime.is_writer())
         info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick}
         with contextlib.ExitStack() as held:
             refusal = None
@@ -190,10 +198,9 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        print(f"error: {err}; finished cells are saved: free space and re-run the same command to resume",
-              file=sys.stderr)
+        advice = "free space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
+        print(f"error: {one_line(err)}; finished cells are saved: {advice} and re-run the same command "
+              "to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished cells are saved; re-run the same command to resume", file=sys.stderr)

@@ -104,20 +104,27 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+# Upper bounds on sizes: far beyond any MLP this project trains, low enough that a typo such as
+# depth=1000000000 is refused in one line instead of exhausting memory while building layers.
+MAX_DEPTH, MAX_WIDTH, MAX_BATCH, MAX_EPOCHS = 1024, 2**16, 2**24, 10**5
+
+
 def validate(cfg: Config) -> Config:
     """Raises ConfigError naming the first bad field, its value and what is allowed."""
     from dlfound import activations, initializers, losses, optim
     from dlfound.data import registry
 
     registry.check_name(cfg.dataset)
-    _check(_is_int(cfg.depth) and cfg.depth >= 0, "depth", cfg.depth, "an integer >= 0")
+    _check(_is_int(cfg.depth) and 0 <= cfg.depth <= MAX_DEPTH, "depth", cfg.depth,
+           f"an integer from 0 to {MAX_DEPTH}")
+    widths = f"an integer from 1 to {MAX_WIDTH}"
     if isinstance(cfg.width, tuple):
         _check(
-            len(cfg.width) == cfg.depth and all(_is_int(w) and w >= 1 for w in cfg.width),
-            "width", cfg.width, f"an integer >= 1 or a tuple of {cfg.depth} such integers",
+            len(cfg.width) == cfg.depth and all(_is_int(w) and 1 <= w <= MAX_WIDTH for w in cfg.width),
+            "width", cfg.width, f"{widths}, or a tuple of {cfg.depth} such integers",
         )
     else:
-        _check(_is_int(cfg.width) and cfg.width >= 1, "width", cfg.width, "an integer >= 1")
+        _check(_is_int(cfg.width) and 1 <= cfg.width <= MAX_WIDTH, "width", cfg.width, widths)
     activations.get(cfg.activation)
     if cfg.init != "auto":
         initializers.get(cfg.init)
@@ -129,12 +136,15 @@ def validate(cfg: Config) -> Config:
            cfg.learning_rate, "a finite number > 0")
     _check(_is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum", cfg.momentum, "0 <= momentum < 1")
     _check(_is_real(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
-    _check(_is_int(cfg.warmup_steps) and cfg.warmup_steps >= 0, "warmup_steps", cfg.warmup_steps, "an integer >= 0")
+    _check(_is_int(cfg.warmup_steps) and 0 <= cfg.warmup_steps < 2**31, "warmup_steps", cfg.warmup_steps,
+           "an integer from 0 to 2**31 - 1")
     _check(_is_real(cfg.grad_clip_norm) and cfg.grad_clip_norm >= 0, "grad_clip_norm",
            cfg.grad_clip_norm, "a number >= 0 (0 disables clipping)")
     _check(_is_real(cfg.dropout_rate) and 0 <= cfg.dropout_rate < 1, "dropout_rate", cfg.dropout_rate, "0 <= rate < 1")
-    _check(_is_int(cfg.batch_size) and cfg.batch_size >= 1, "batch_size", cfg.batch_size, "an integer >= 1")
-    _check(_is_int(cfg.num_epochs) and cfg.num_epochs >= 1, "num_epochs", cfg.num_epochs, "an integer >= 1")
+    _check(_is_int(cfg.batch_size) and 1 <= cfg.batch_size <= MAX_BATCH, "batch_size", cfg.batch_size,
+           f"an integer from 1 to {MAX_BATCH}")
+    _check(_is_int(cfg.num_epochs) and 1 <= cfg.num_epochs <= MAX_EPOCHS, "num_epochs", cfg.num_epochs,
+           f"an integer from 1 to {MAX_EPOCHS}")
     _check(_is_int(cfg.eval_every_epochs) and cfg.eval_every_epochs >= 1
            and cfg.num_epochs % cfg.eval_every_epochs == 0, "eval_every_epochs", cfg.eval_every_epochs,
            f"a divisor of num_epochs={cfg.num_epochs}")
@@ -197,10 +207,15 @@ def parse_value(name: str, text: str):
 
 def apply_overrides(cfg: Config, assignments: list[str]) -> Config:
     """Applies `key=value` strings (the `--set` flag) and validates the result."""
-    changes = {}
+    changes, given = {}, {}
     for item in assignments:
         if "=" not in item:
             raise ConfigError(f"invalid --set {item!r}; expected key=value, e.g. depth=4")
         key, value = item.split("=", 1)
-        changes[key.strip()] = parse_value(key.strip(), value)
+        key = key.strip()
+        if key in given:
+            raise ConfigError(f"--set {key} is given twice ({given[key]} and {value.strip()}); "
+                              "give each field once")
+        given[key] = value.strip()
+        changes[key] = parse_value(key, value)
     return validate(cfg.replace(**changes))

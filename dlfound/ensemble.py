@@ -74,15 +74,27 @@ def model_mesh() -> jax.sharding.Mesh:
     return jax.make_mesh((jax.device_count(),), (AXIS,))
 
 
+def layer_sizes(cfg: Union[Config, Pack], data: Dataset) -> list[int]:
+    """Units of the input, of each hidden layer of the (padded) stack, and of the output."""
+    pack = Pack.of(cfg)
+    widths = pack.base.widths if len(pack.depths) == 1 else (pack.base.width,) * pack.depth
+    return [int(np.prod(data.input_shape)), *widths, max(data.num_classes, 1)]
+
+
+def parameter_count(cfg: Union[Config, Pack], data: Dataset) -> int:
+    """Weights and biases of one member's dense layers (norm scales and offsets not counted)."""
+    sizes = layer_sizes(cfg, data)
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
 def estimate_bytes_per_model(cfg: Union[Config, Pack], data: Dataset) -> int:
     """Rough float32 working set of one member: parameters x 6 (params, gradients, two optimizer
     moments, updates, a copy); the training batch's pre-activations and activations kept for the
     backward pass (each option a packed program computes counts); and an evaluation chunk
     passing the widest layer, with two layers alive at a time."""
     pack = Pack.of(cfg)
-    widths = pack.base.widths if len(pack.depths) == 1 else (pack.base.width,) * pack.depth
-    sizes = [int(np.prod(data.input_shape)), *widths, max(data.num_classes, 1)]
-    params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    sizes = layer_sizes(pack, data)
+    params = parameter_count(pack, data)
     options = len(pack.activations) + len(pack.norms)  # each computed for every member
     eval_rows = min(8192, data.num_train + len(data.x_val) + len(data.x_test))
     train = pack.base.batch_size * sum(sizes[1:]) * (1 + options)

@@ -53,6 +53,16 @@ def _nanstat(fn, arr: np.ndarray) -> np.ndarray:
         return fn(arr, axis=0)
 
 
+def _log_scale(ax, axis: str, values) -> None:
+    """Log scale on `axis` ("x" or "y") when some value is finite and positive; otherwise the axis
+    stays linear and says why (an all-diverged run still gets its figure)."""
+    arr = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values] or [np.zeros(0)])
+    if np.any(np.isfinite(arr) & (arr > 0)):
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    else:
+        ax.text(0.5, 0.5, "no finite positive values", transform=ax.transAxes, ha="center", color="0.4")
+
+
 def heatmap(path, mean_RxC, std_RxC, row_labels, col_labels, title: str, fmt: str = "{:.2f}",
             xlabel: str = "", ylabel: str = "", cmap: str = "viridis") -> Path:
     """A heatmap of `mean_RxC`, each cell annotated `mean ± std` (std may be None); NaN cells read 'nan'."""
@@ -109,7 +119,7 @@ def curves_with_bands(path, x, series: dict, xlabel: str, ylabel: str, title: st
         if arr.shape[0] > 1:
             ax.fill_between(x, lo, hi, color=drawn.get_color(), alpha=0.2, linewidth=0)
     if logy:
-        ax.set_yscale("log")
+        _log_scale(ax, "y", list(series.values()))
     band_name = "min-max" if band == "minmax" else "±std"
     _decorate(ax, xlabel, ylabel, f"{title}\n({center} over seeds, band: {band_name})")
     return _save(fig, path)
@@ -132,9 +142,9 @@ def lines(path, x, series: dict, xlabel: str, ylabel: str, title: str,
     for (label, position), style in zip((vlines or {}).items(), ["--", ":", "-."] * 8):
         ax.axvline(float(position), color="0.3", linestyle=style, linewidth=1, label=str(label))
     if logx:
-        ax.set_xscale("log")
+        _log_scale(ax, "x", [x])
     if logy:
-        ax.set_yscale("log")
+        _log_scale(ax, "y", list(series.values()))
     _decorate(ax, xlabel, ylabel, title)
     return _save(fig, path)
 

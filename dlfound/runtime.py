@@ -9,6 +9,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from dlfound.errors import ConfigError
+
 # XLA options for sharded ensembles on CPU, measured with experiments/benchmark.py: LLVM
 # optimization level 1 cuts compile time per sweep cell by 20%; results stay equal (bitwise, in
 # the checks made) and run time unchanged. It also stops XLA splitting one large op over several
@@ -62,6 +64,37 @@ def all_processes_agree(ok: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
 
 
+MAX_CPU_DEVICES = 4096
+
+
+def _environment_int(name: str, low: int, high: int) -> int | None:
+    """$name as an integer in [low, high], None if unset; ConfigError naming it if it is anything else."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ConfigError(f"invalid ${name}={os.environ[name]!r}; allowed: an integer from {low} to {high}; "
+                          f"fix or unset it")
+    return value
+
+
+def check_environment() -> None:
+    """Raises ConfigError naming the first bad DLFOUND_* variable (the command line calls it before work)."""
+    _environment_int("DLFOUND_CPU_DEVICES", 1, MAX_CPU_DEVICES)
+    if os.environ.get("DLFOUND_COORDINATOR"):
+        processes = _environment_int("DLFOUND_NUM_PROCESSES", 1, 2**16)
+        if processes is None:
+            raise ConfigError("$DLFOUND_COORDINATOR is set but $DLFOUND_NUM_PROCESSES is not; set both "
+                              "and $DLFOUND_PROCESS_ID, or unset it")
+        if _environment_int("DLFOUND_PROCESS_ID", 0, processes - 1) is None:
+            raise ConfigError("$DLFOUND_COORDINATOR is set but $DLFOUND_PROCESS_ID is not; set it to this "
+                              f"process's index, 0 to {processes - 1}")
+
+
 def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -> None:
     """Splits the CPU into one XLA device per usable core and enables the compilation cache.
 
@@ -70,12 +103,18 @@ def configure(*, cpu_devices: int | None = None, cache_dir: str | None = None) -
     (the same code path as several GPUs). `DLFOUND_CPU_DEVICES` overrides the count.
     With `DLFOUND_COORDINATOR=host:port`, `DLFOUND_NUM_PROCESSES` and `DLFOUND_PROCESS_ID`
     set, the process joins a multi-process run: each trains its share of every ensemble
-    and process 0 writes the results.
+    and process 0 writes the results. Bad values of these variables are left for
+    `check_environment` to report (an import never fails on them).
     """
+    try:
+        check_environment()
+        environment_ok = True
+    except ConfigError:
+        environment_ok = False
     if not _backend_started():
-        count = cpu_devices or int(os.environ.get("DLFOUND_CPU_DEVICES", 0)) or usable_cores()
-        jax.config.update("jax_num_cpu_devices", count)
-        if os.environ.get("DLFOUND_COORDINATOR"):
+        count = _environment_int("DLFOUND_CPU_DEVICES", 1, MAX_CPU_DEVICES) if environment_ok else None
+        jax.config.update("jax_num_cpu_devices", cpu_devices or count or usable_cores())
+        if os.environ.get("DLFOUND_COORDINATOR") and environment_ok:
             # Several hosts (or processes): JAX's multi-controller runtime, CPU collectives via gloo.
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
             jax.distributed.initialize(

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from dlfound import config as config_lib
-from dlfound import ensemble, packing, runtime
+from dlfound import budget, ensemble, packing, runtime
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
@@ -250,6 +250,12 @@ def run_sweeps(
                 seeds=tuple(program.seeds[i] for i in keep), members=tuple(program.members[i] for i in keep)))
     for program in todo:
         check_fits(program.pack, program.data)  # refuse an oversized program before any training
+    if todo:
+        cost = budget.estimate(todo)
+        if run_dir is not None and runtime.is_writer():
+            run_dir.check_space(cost.results_bytes)
+        if not quiet:
+            print(cost.line(), file=sys.stderr, flush=True)
     if run_dir is not None and runtime.is_writer():
         run_dir.record_programs(axes, [_describe(p) for p in programs])
     progress = Progress(sum(len(p.cells) for p in todo), quiet)

@@ -138,7 +138,7 @@ def test_quick_dataset_set_and_seeds_build_the_config(tmp_path, capsys):
         (["--set", "depth=abc"], ["depth='abc'", "an integer"]),
         (["--set", "learning_rate=fast"], ["learning_rate='fast'", "a number"]),
         (["--set", "residual=maybe"], ["residual='maybe'", "true or false"]),
-        (["--set", "depth=-1"], ["depth=-1", ">= 0"]),
+        (["--set", "depth=-1"], ["depth=-1", "from 0 to 1024"]),
         (["--set", "depth"], ["'depth'", "key=value"]),
         (["--dataset", "no_such_data"], ["'no_such_data'", "mnist1d"]),
         (["--frobnicate"], ["--frobnicate"]),

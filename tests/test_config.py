@@ -52,9 +52,9 @@ def test_defaults_validate():
 
 # (field, bad value, a fragment of the allowed values that the message must state)
 BAD_VALUES = [
-    ("depth", -1, ">= 0"),
+    ("depth", -1, "from 0 to 1024"),
     ("depth", 2.5, "integer"),
-    ("width", 0, ">= 1"),
+    ("width", 0, "from 1 to 65536"),
     ("width", (128, 64, 32), "tuple of 2"),
     ("width", (128, 0), "tuple of 2"),
     ("activation", "relux", "relu"),
@@ -66,8 +66,8 @@ BAD_VALUES = [
     ("learning_rate", -1.0, "> 0"),
     ("momentum", 1.0, "momentum < 1"),
     ("dropout_rate", 1.0, "rate < 1"),
-    ("batch_size", 0, ">= 1"),
-    ("num_epochs", 0, ">= 1"),
+    ("batch_size", 0, "from 1 to"),
+    ("num_epochs", 0, "from 1 to 100000"),
     ("eval_every_epochs", 2, "divisor of num_epochs=5"),
     ("label_noise", 2.0, "<= 1"),
     ("train_fraction", 0.0, "0 < fraction"),
@@ -77,7 +77,7 @@ BAD_VALUES = [
     ("schedule", "cosin", "cosine"),
     ("loss", "crossentropy", "cross_entropy"),
     ("weight_decay", -0.1, ">= 0"),
-    ("warmup_steps", -5, ">= 0"),
+    ("warmup_steps", -5, "from 0 to 2**31 - 1"),
     ("grad_clip_norm", -1.0, ">= 0"),
     ("init_scale", 0.0, "> 0"),
     ("residual", "yes", "true or false"),

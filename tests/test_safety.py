@@ -1,0 +1,450 @@
+"""Nothing lost, nothing silent: folders dlfound did not write are left alone, data contents are
+checked before anything is created, oversized requests are refused with an estimate, and every
+fault is one sentence."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import tiny_support
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dlfound import __main__ as dlfound_main
+from dlfound import budget, report, results, runtime, sweep
+from dlfound.config import Config
+from dlfound.data import load
+from dlfound.errors import ConfigError
+from dlfound.results import RunDir
+from experiments import depth_activation
+
+HYP = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_examples = itertools.count()
+INFO = {"experiment": "depth_activation", "config": Config().to_dict(), "seeds": [0, 1], "quick": True}
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+
+
+def _tripwire(*args, **kwargs):
+    raise AssertionError("reached training")
+
+
+def _cli(capsys, *argv):
+    """The main sweep's command line in-process, training replaced by a tripwire; (status, stderr)."""
+    capsys.readouterr()
+    with mock.patch.object(sweep, "train_ensemble", _tripwire):
+        status = depth_activation.main(["--quiet", "--quick", *argv])
+    return status, capsys.readouterr().err
+
+
+def _one_line(err: str, *needles: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _foreign_folder(path: Path) -> Path:
+    path.mkdir()
+    (path / "config.json").write_text('{"learning_rate": 0.1, "tool": "another"}')
+    (path / "results.jsonl").write_text('{"step": 1}\n')
+    (path / "REPORT.md").write_text("# my notes\n")
+    (path / "figure.png").write_bytes(b"\x89PNG not dlfound's")
+    return path
+
+
+# --- ownership of run folders ----------------------------------------------------------------
+
+
+def test_overwrite_never_touches_a_folder_dlfound_did_not_write(capsys, tmp_path):
+    foreign = _foreign_folder(tmp_path / "foreign")
+    before = _snapshot(foreign)
+    for argv in (["--out", str(foreign), "--overwrite"], ["--out", str(foreign)]):
+        status, err = _cli(capsys, *argv)
+        assert status == 2
+        _one_line(err, str(foreign), "not a dlfound run directory", "config.json")
+    assert _snapshot(foreign) == before
+
+
+def test_overwrite_deletes_only_the_files_the_run_wrote(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_config(INFO)
+    run.file("curve.png").write_bytes(b"png")
+    run.append_cell("a", [{"model": 0, "eval": 0, "loss": 1.0}])
+    run.write_summary({"metrics": {}})
+    (run.path / "notes.txt").write_text("the user's own notes")
+    assert set(run.marker()["files"]) == {"config.json", "curve.png", "results.jsonl", "summary.json"}
+    with pytest.raises(ConfigError, match=r"config\.depth is 2 there, 5 now"):
+        run.write_config({**INFO, "config": Config(depth=5).to_dict()})
+    run.write_config({**INFO, "config": Config(depth=5).to_dict()}, overwrite=True)
+    assert sorted(p.name for p in run.path.iterdir()) == [".dlfound-run", "config.json", "notes.txt"]
+    assert run.marker()["files"] == ["config.json"]
+
+
+def test_a_different_run_is_named_for_what_it_is(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_config({**INFO, "experiment": "he2016_residual"})
+    with pytest.raises(ConfigError, match="holds a run of 'he2016_residual', not 'depth_activation'"):
+        run.write_config(INFO)
+    same = RunDir(tmp_path / "same")
+    same.write_config(INFO)
+    same.write_config(INFO)  # the same run resumes
+    with pytest.raises(ConfigError, match=r"seeds is \[0, 1\] there, \[0, 1, 2\] now"):
+        same.write_config({**INFO, "seeds": [0, 1, 2]})
+
+
+def test_appending_results_claims_only_an_empty_folder(tmp_path):
+    foreign = _foreign_folder(tmp_path / "foreign")
+    before = _snapshot(foreign)
+    with pytest.raises(ConfigError, match="not a dlfound run directory"):
+        RunDir(foreign).append_cell("a", [{"model": 0}])
+    assert _snapshot(foreign) == before
+    assert RunDir(tmp_path / "new").append_cell("a", [{"model": 0}])
+
+
+def test_report_writes_only_where_it_owns_the_name(tmp_path, capsys):
+    run = RunDir(tmp_path / "runs" / "one")
+    run.write_config(INFO)
+    run.write_summary({"experiment": "depth_activation", "claims": [], "metrics": {}})
+    assert dlfound_main.main(["report", str(run.path)]) == 0
+    assert report.REPORT_FILE in run.marker()["files"]
+    assert dlfound_main.main(["report", str(run.path)]) == 0  # its own report is regenerated
+    foreign_report = tmp_path / "runs" / "REPORT.md"
+    foreign_report.write_text("# the group's hand-written overview\n")
+    capsys.readouterr()
+    assert dlfound_main.main(["report", str(tmp_path / "runs")]) == 2
+    _one_line(capsys.readouterr().err, "was not written by `dlfound report`", "--output")
+    assert foreign_report.read_text() == "# the group's hand-written overview\n"
+    assert dlfound_main.main(["report", str(tmp_path / "runs"), "--output", str(tmp_path / "index.md")]) == 0
+    assert "depth_activation" in (tmp_path / "index.md").read_text()
+
+
+def test_one_unreadable_summary_does_not_stop_the_index(tmp_path, capsys):
+    for name in ("a", "b"):
+        run = RunDir(tmp_path / name)
+        run.write_config({**INFO, "experiment": name})
+        run.write_summary({"experiment": name, "claims": [], "metrics": {}})
+    (tmp_path / "a" / "summary.json").write_text("{torn")
+    capsys.readouterr()
+    assert dlfound_main.main(["report", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "warning: skipped" in captured.err and "Traceback" not in captured.err
+    index = (tmp_path / "REPORT.md").read_text()
+    assert "[b](b/REPORT.md)" in index and "a: left out" in index
+
+
+# --- data contents -----------------------------------------------------------------------------
+
+
+def _arrays(n_train=60, n_test=20, classes=3, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"x_train": rng.normal(size=(n_train, 3)), "y_train": np.arange(n_train) % classes,
+            "x_test": rng.normal(size=(n_test, 3)), "y_test": np.arange(n_test) % classes}
+
+
+def _npz(tmp_path, name="data", **arrays) -> str:
+    path = tmp_path / f"{name}.npz"
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+DATA_CASES = {
+    "classes_10_to_19": (dict(y_train=np.arange(60) % 10 + 10, y_test=np.arange(20) % 10 + 10),
+                         "y_train holds the 10 classes {10, 11, 12, 13, 14, 15, ..., 19}, not 0..9"),
+    "stray_test_label": (dict(y_test=np.r_[np.arange(19) % 3, 65535]),
+                         "y_test[19] = 65535 is outside the 3 classes 0..2"),
+    "float64_overflow": (dict(x_train=np.where(np.eye(60, 3, -3) > 0, 1e300, 0.5)),
+                         "x_train[3, 0] = 1e+300 overflows float32"),
+    "too_large_to_standardize": (dict(x_train=np.full((60, 3), 1e30) * np.r_[1, -1] .repeat(30)[:, None]),
+                                 "too large to standardize in float32"),
+    "one_class": (dict(y_train=np.zeros(60, np.int64), y_test=np.zeros(20, np.int64)), "at least 2"),
+    "bad_declared_count": (dict(num_classes=np.array([3, 4])), "invalid num_classes"),
+    "label_past_declared": (dict(num_classes=np.int64(2)), "y_train[2] = 2 is outside the 2 classes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_bad_contents_are_refused_before_the_run_folder_exists(capsys, tmp_path, case):
+    changes, needle = DATA_CASES[case]
+    dataset = _npz(tmp_path, case, **{**_arrays(), **changes})
+    out = tmp_path / "run"
+    status, err = _cli(capsys, "--dataset", dataset, "--set", "batch_size=8", "--out", str(out))
+    assert status == 2
+    _one_line(err, needle)
+    assert not out.exists()
+
+
+def test_declared_classes_may_be_absent_from_training(tmp_path):
+    arrays = _arrays()
+    data = load(_npz(tmp_path, **{**arrays, "y_train": arrays["y_train"] * 2}, num_classes=np.int64(6)))
+    assert data.num_classes == 6
+    assert load(_npz(tmp_path, "plain", **arrays)).num_classes == 3
+
+
+def test_files_that_are_not_npz_archives(capsys, tmp_path):
+    npy = tmp_path / "array.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
+    objects = _npz(tmp_path, "objects", **{**_arrays(), "y_train": np.array([{"a": 1}] * 60, dtype=object)})
+    for dataset, needle in ((f"npz:{npy}", "is not an .npz file"), (objects, "y_train holds Python objects")):
+        status, err = _cli(capsys, "--dataset", dataset, "--out", str(tmp_path / "run"))
+        line = _one_line(err, needle)
+        assert status == 2 and "allow_pickle" not in line
+
+
+LABEL_DTYPES = st.sampled_from([np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64, np.float32,
+                                np.float64, np.bool_])
+VALUE_DTYPES = st.sampled_from([np.float16, np.float32, np.float64, np.int8, np.int64, np.uint16])
+
+
+@HYP
+@given(data=st.data())
+def test_generated_npz_contents_never_trace_back_or_change_the_class_count(capsys, tmp_path, data):
+    """Any npz gives one error line or reaches training with C = its contiguous training classes."""
+    n_train = data.draw(st.integers(1, 12))
+    n_test = data.draw(st.integers(0, 6))
+    features = data.draw(st.integers(1, 3))
+    labels = data.draw(st.lists(st.integers(0, 70000), min_size=1, max_size=4, unique=True))
+    magnitude = data.draw(st.sampled_from([1.0, 1e5, 1e30, 1e39, 1e300, float("nan")]))
+    y_dtype, x_dtype = data.draw(LABEL_DTYPES), data.draw(VALUE_DTYPES)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    with np.errstate(all="ignore"):
+        arrays = {"x_train": (rng.normal(size=(n_train, features)) * magnitude).astype(x_dtype),
+                  "y_train": rng.choice(labels, n_train).astype(y_dtype),
+                  "x_test": rng.normal(size=(n_test, features)).astype(x_dtype),
+                  "y_test": rng.choice(labels, n_test).astype(y_dtype)}
+    example = next(_examples)
+    dataset = _npz(tmp_path, f"generated{example}", **arrays)
+    out = tmp_path / f"generated-run{example}"
+    captured = {}
+
+    def record(pack, data_, *args, **kwargs):
+        captured["classes"] = data_.num_classes
+        raise AssertionError("reached training")
+
+    capsys.readouterr()
+    with mock.patch.object(sweep, "train_ensemble", record):
+        try:
+            status = depth_activation.main(["--quiet", "--quick", "--dataset", dataset, "--out", str(out),
+                                            "--set", "batch_size=1", "--set", "validation_fraction=0"])
+        except AssertionError:
+            status = None
+    err = capsys.readouterr().err
+    if status is None:
+        observed = np.unique(arrays["y_train"].astype(np.int64))
+        assert captured["classes"] == len(observed) and observed.tolist() == list(range(len(observed)))
+    else:
+        assert status == 2
+        _one_line(err)
+        assert not out.exists()
+
+
+@HYP
+@given(names=st.lists(st.sampled_from(["config.json", "results.jsonl", "summary.json", "REPORT.md", "a.png",
+                                       "notes.txt", ".hidden", "sub/"]), min_size=1, max_size=5, unique=True),
+       overwrite=st.booleans())
+def test_generated_foreign_folders_are_never_changed(capsys, tmp_path, names, overwrite):
+    folder = tmp_path / f"foreign-{abs(hash((tuple(names), overwrite)))}"
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        if name.endswith("/"):
+            (folder / name).mkdir(exist_ok=True)
+        else:
+            (folder / name).write_text(f"{name} of another tool")
+    before = sorted((p.relative_to(folder), p.is_file() and p.read_text()) for p in folder.rglob("*"))
+    status, err = _cli(capsys, "--out", str(folder), *(["--overwrite"] if overwrite else []))
+    assert status == 2
+    _one_line(err, "not a dlfound run directory")
+    assert sorted((p.relative_to(folder), p.is_file() and p.read_text()) for p in folder.rglob("*")) == before
+
+
+# --- sizes and estimates -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ("depth=1000000000", "invalid depth=1000000000; allowed: an integer from 0 to 1024"),
+    ("width=100000", "invalid width=100000; allowed: an integer from 1 to 65536"),
+    ("num_epochs=10000000", "num_epochs"),
+    ("batch_size=100000000", "batch_size"),
+])
+def test_structural_values_have_upper_bounds(capsys, tmp_path, setting, needle):
+    status, err = _cli(capsys, "--set", setting, "--out", str(tmp_path / "run"))
+    assert status == 2
+    _one_line(err, needle)
+
+
+def test_every_sweep_states_its_size_and_time_before_training(capsys, tmp_path):
+    cfg = depth_activation.EXPERIMENT.base
+    data = load(cfg.dataset)
+    programs = sweep.plan_programs(depth_activation.sweeps(cfg, depth_activation.DEPTHS,
+                                                           depth_activation.ACTIVATIONS),
+                                   data, range(100_000), ("activation", "init", "residual", "norm"))
+    cost = budget.estimate(programs)
+    assert cost.cells == 31 and cost.models == 3_100_000
+    assert cost.seconds > 24 * 3600 and "models of up to" in cost.line() and "days" in cost.line()
+    logistic = next(p for p in programs if p.pack.depth == 0)
+    one = budget.estimate([logistic])
+    steps = cfg.num_epochs * (data.num_train // cfg.batch_size)
+    params = (data.input_shape[0] + 1) * 10
+    examples = data.num_train + len(data.x_val) + len(data.x_test)
+    evals = cfg.num_epochs // cfg.eval_every_epochs + 1
+    assert one.flops == 100_000 * params * (6 * cfg.batch_size * steps + 2 * examples * evals)
+
+
+def test_the_estimate_is_printed_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)  # $CI silences progress lines
+    capsys.readouterr()
+    with mock.patch.object(sweep, "train_ensemble", _tripwire), pytest.raises(AssertionError):
+        depth_activation.main(["--quick", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert "plan: 7 cells in 3 programs, 35 models of up to 7,434 parameters; about" in err
+    assert "of results and" in err and "on this machine" in err
+
+
+def test_results_that_cannot_fit_on_disk_are_refused(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    free = results.shutil.disk_usage(run.path).free
+    with pytest.raises(ConfigError, match=r"needs about \d+ MiB for its results .* MiB free"):
+        run.check_space(free)
+    run.check_space(1024)
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def test_a_short_write_is_completed(tmp_path, monkeypatch):
+    real_write = os.write
+    monkeypatch.setattr(results.os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    run = RunDir(tmp_path)
+    rows = [{"model": m, "eval": 0, "loss": 0.25 * m} for m in range(4)]
+    assert run.append_cell("a", rows)
+    monkeypatch.setattr(results.os, "write", real_write)
+    assert [r["loss"] for r in RunDir(tmp_path).load_rows()] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_a_disk_that_fills_mid_write_is_one_line(tmp_path, capsys, monkeypatch):
+    tiny = tiny_support.load(tiny_support.write(tmp_path, "tiny_full"), "dlfound_test_tiny_full")
+    real_write = os.write
+    calls = []
+
+    def filling(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data))
+        if len(calls) == 2:
+            return real_write(fd, bytes(data[: len(data) // 3]))  # short write, then the disk is full
+        return 0
+
+    monkeypatch.setattr(results.os, "write", filling)
+    status = tiny.main(["--quiet", "--out", str(tmp_path / "run")])
+    _one_line(capsys.readouterr().err, "No space left on device", "re-run the same command to resume")
+    assert status == 1
+    monkeypatch.setattr(results.os, "write", real_write)
+    assert RunDir(tmp_path / "run").finished_cells() == {"width=4"}
+
+
+@pytest.mark.parametrize("name, value, needle", [
+    ("DLFOUND_CPU_DEVICES", "abc", "invalid $DLFOUND_CPU_DEVICES='abc'; allowed: an integer from 1 to"),
+    ("DLFOUND_CPU_DEVICES", "-1", "invalid $DLFOUND_CPU_DEVICES='-1'"),
+    ("DLFOUND_CPU_DEVICES", "0", "invalid $DLFOUND_CPU_DEVICES='0'"),
+])
+def test_bad_environment_variables_are_one_line(capsys, tmp_path, monkeypatch, name, value, needle):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="fix or unset it"):
+        runtime.check_environment()
+    status, err = _cli(capsys, "--out", str(tmp_path / "run"))
+    assert status == 2
+    _one_line(err, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_coordinator_without_its_partners_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLFOUND_COORDINATOR", "localhost:1")
+    monkeypatch.delenv("DLFOUND_NUM_PROCESSES", raising=False)
+    status, err = _cli(capsys, "--out", str(tmp_path / "run"))
+    assert status == 2
+    _one_line(err, "$DLFOUND_NUM_PROCESSES is not")
+    monkeypatch.setenv("DLFOUND_NUM_PROCESSES", "2")
+    monkeypatch.setenv("DLFOUND_PROCESS_ID", "2")
+    status, err = _cli(capsys, "--out", str(tmp_path / "run"))
+    _one_line(err, "$DLFOUND_PROCESS_ID='2'; allowed: an integer from 0 to 1")
+
+
+def test_a_bad_device_count_fails_at_the_command_not_at_import(tmp_path):
+    env = tiny_support.subprocess_env(DLFOUND_CPU_DEVICES="abc")
+    proc = subprocess.run([sys.executable, "-m", "experiments.depth_activation", "--quick", "--out",
+                           str(tmp_path / "run")], cwd=tiny_support.REPO, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    _one_line(proc.stderr, "$DLFOUND_CPU_DEVICES='abc'")
+
+
+def test_an_unwritable_folder_mid_run_is_one_line(tmp_path, capsys, monkeypatch):
+    tiny = tiny_support.load(tiny_support.write(tmp_path, "tiny_denied"), "dlfound_test_tiny_denied")
+    real = RunDir.append_cells
+
+    def denied(self, blocks):
+        if self.finished_cells():
+            raise PermissionError(errno.EACCES, "Permission denied", str(self.path / "results.jsonl"))
+        return real(self, blocks)
+
+    monkeypatch.setattr(RunDir, "append_cells", denied)
+    assert tiny.main(["--quiet", "--out", str(tmp_path / "run")]) == 1
+    _one_line(capsys.readouterr().err, "Permission denied", "fix that and re-run the same command")
+
+
+# --- smaller surprises -------------------------------------------------------------------------
+
+
+def test_duplicate_seeds_in_a_from_config_are_refused(capsys, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "config.json").write_text(json.dumps({**INFO, "seeds": [0, 3, 3]}))
+    status, err = _cli(capsys, "--from", str(source), "--out", str(tmp_path / "run"))
+    assert status == 2
+    _one_line(err, "lists seed 3 more than once")
+
+
+def test_a_repeated_set_key_is_refused(capsys, tmp_path):
+    status, err = _cli(capsys, "--set", "width=8", "--set", "width=16", "--out", str(tmp_path / "run"))
+    assert status == 2
+    _one_line(err, "--set width is given twice (8 and 16)")
+
+
+def test_an_all_diverged_run_still_gets_its_figures(tmp_path):
+    """Every member NaN or inf (a run that diverged at step 0): log-scaled plots fall back to linear."""
+    from dlfound import plots
+
+    diverged = {"nan": np.full((3, 4), np.nan), "inf": np.full((3, 4), np.inf)}
+    assert plots.curves_with_bands(tmp_path / "c.png", np.arange(4), diverged, "step", "loss", "t",
+                                   logy=True).exists()
+    assert plots.lines(tmp_path / "l.png", np.arange(1, 5), diverged, "d", "loss", "t", logx=True,
+                       logy=True).exists()
+
+
+def test_an_unwritable_data_cache_is_a_warning_not_a_failure(tmp_path, caplog):
+    from dlfound.data import cache
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache directory should be")
+    arrays = cache.cached_arrays(blocked / "arrays" / "x.npz", lambda: {"x": np.arange(3)})
+    assert arrays["x"].tolist() == [0, 1, 2]
+    assert "cannot write the data cache" in caplog.text and "DLFOUND_CACHE_DIR" in caplog.text

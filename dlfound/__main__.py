@@ -1,4 +1,5 @@
-"""`dlfound report RUN_DIR...` renders reports; `dlfound list` lists the experiments."""
+"""`dlfound report RUN_DIR...` renders reports; `dlfound list` lists the experiments; `dlfound export RUN_DIR`
+writes a run's results as one table."""
 
 from __future__ import annotations
 
@@ -38,13 +39,18 @@ def list_experiments() -> list[tuple[str, str]]:
 
 def build_parser() -> _Parser:
     parser = _Parser(prog="dlfound", description=__doc__, allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{report,list}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{report,list,export}")
     rep = sub.add_parser("report", help="render REPORT.md for run directories (or a folder of them)",
                          allow_abbrev=False)
     rep.add_argument("paths", nargs="+", metavar="RUN_DIR")
     rep.add_argument("--output", default=None, metavar="FILE",
                      help="write the report (or index) here instead of inside the run directory")
     sub.add_parser("list", help="list the experiments", allow_abbrev=False)
+    exp = sub.add_parser("export", help="write a run's results as one tidy table (csv or parquet)",
+                         allow_abbrev=False)
+    exp.add_argument("path", metavar="RUN_DIR")
+    exp.add_argument("--format", default="csv", help="csv (default) or parquet")
+    exp.add_argument("--output", default=None, metavar="FILE", help="default: RUN_DIR/results.<format>")
     return parser
 
 
@@ -62,6 +68,11 @@ def main(argv=None) -> int:
             width = max((len(name) for name, _ in found), default=0)
             for name, line in found:
                 print(f"{name:{width}s}  {line}")
+            return 0
+        if args.command == "export":
+            from dlfound import analysis
+
+            print(analysis.export(args.path, args.format, args.output))
             return 0
         from dlfound import report
 
@@ -82,6 +93,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
                         help="re-run the config and seeds of a run directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output (also when $CI is set)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a different run already in --out (default: refuse)")
+                        help="delete the run already in --out (only files dlfound wrote) and start over")
     return parser
 
 
@@ -119,7 +119,7 @@ def _default_out(name: str, from_dir: Optional[str], quick: bool = False) -> Pat
 
 def _read_run_config(path: str) -> dict:
     """The config.json of run directory `path`, checked enough to re-run it."""
-    from dlfound.results import read_json
+    from dlfound.files import read_json
 
     config_file = Path(path) / "config.json"
     if not config_file.is_file():

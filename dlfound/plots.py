@@ -17,6 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dlfound.files import UMASK
+
 
 def _figure(width: float = 6.4, height: float = 4.2) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -30,6 +32,7 @@ def _save(fig: Figure, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~UMASK)  # readable as the umask allows, not a temp file's 0600
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=120)
         os.replace(tmp, path)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from dlfound.claims import count_verdicts, fmt
 from dlfound.errors import ConfigError
-from dlfound.results import CONFIG_FILE, SUMMARY_FILE, RunDir, read_json, write_bytes_atomic
+from dlfound.files import read_json, write_bytes_atomic
+from dlfound.results import CONFIG_FILE, SUMMARY_FILE, RunDir
 
 REPORT_FILE = "REPORT.md"
 SIGNATURE = "<!-- written by dlfound report: regenerated from summary.json, edits are overwritten -->"

@@ -11,8 +11,7 @@ Layout of a run directory::
 dlfound writes, resumes and deletes only inside directories it marked, and deletes only the
 files its marker lists: a directory that holds anything else is refused, never cleared.
 
-JSON files hold NaN and infinities as the strings "nan", "inf" and "-inf" (strict JSON that any
-parser reads); `read_json` turns those strings back into floats.
+Files are written atomically as strict JSON (`dlfound.files`).
 """
 
 from __future__ import annotations
@@ -22,16 +21,22 @@ import errno
 import fcntl
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from dlfound.errors import ConfigError
+from dlfound.files import (
+    dumps,
+    from_jsonable,
+    fsync_dir,
+    read_json,
+    to_jsonable,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 MIN_FREE_BYTES = 16 * 2**20
 CONFIG_FILE = "config.json"
@@ -42,85 +47,6 @@ MARKER_FILE = ".dlfound-run"
 DONE_KEY = "_done"
 # Keys of config.json that identify a run; a resume must match them exactly.
 IDENTITY_KEYS = ("experiment", "config", "seeds", "quick")
-_SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def to_jsonable(obj):
-    """Converts numpy/JAX values, tuples and paths to plain JSON types; NaN/inf become strings."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
-        return to_jsonable(np.asarray(obj).tolist())
-    raise TypeError(f"cannot write {type(obj).__name__} value {obj!r} to JSON; convert it to numbers first")
-
-
-def from_jsonable(obj):
-    """Inverse of `to_jsonable` for special floats: "nan", "inf", "-inf" become floats again."""
-    if isinstance(obj, dict):
-        return {k: from_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [from_jsonable(v) for v in obj]
-    if isinstance(obj, str) and obj in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[obj]
-    return obj
-
-
-def dumps(obj, indent: int | None = None) -> str:
-    """Strict JSON text of `obj` (see `to_jsonable`)."""
-    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path, data: bytes) -> None:
-    """Writes a temp file next to `path`, fsyncs it and renames it over `path`, then fsyncs the dir."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_json_atomic(path, obj) -> None:
-    """Atomically writes `obj` as indented strict JSON."""
-    write_bytes_atomic(path, (dumps(obj, indent=2) + "\n").encode())
-
-
-def read_json(path):
-    """Reads a JSON file written by `write_json_atomic` (special floats restored)."""
-    with open(path, encoding="utf-8") as f:
-        return from_jsonable(json.load(f))
 
 
 def _short(value) -> str:
@@ -166,12 +92,15 @@ class RunDir:
 
     def __init__(self, path, min_free_bytes: int = MIN_FREE_BYTES, writer: bool = True):
         self.path = Path(path).expanduser().absolute()
-        self.writer = writer  # False in the processes of a multi-process run that only read
+        self.writer = writer  # False for readers: processes of a multi-process run other than 0, analysis
         self._finished: set[str] | None = None
+        self._identities: dict[str, object] = {}
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(
                 f"run directory {str(self.path)!r} exists and is not a directory; choose another --out"
             )
+        if not writer:  # a reader creates and probes nothing (a colleague's read-only runs stay readable)
+            return
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.path, prefix=".probe-") as probe:
@@ -294,14 +223,17 @@ class RunDir:
         return stored
 
     def write_config(self, info: dict, overwrite: bool = False) -> None:
-        """Claims the directory and writes config.json; refuses a directory holding a different run
-        (another experiment, or other settings) unless `overwrite`, which deletes that run's files."""
+        """Claims the directory and writes config.json. With `overwrite`, the files of the run
+        already there are deleted first (a fresh start); without, a different run (another
+        experiment, or other settings) is refused, unless it holds nothing but its config (a start
+        that was refused, say for a batch larger than the data, never blocks the corrected command)."""
         marker = self.claim()
         identity = from_jsonable(to_jsonable({k: info.get(k) for k in IDENTITY_KEYS}))
         fingerprint = hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
-        if marker["fingerprint"] not in (None, fingerprint):
-            if not overwrite:
-                raise ConfigError(self._different_run(marker, identity))
+        different = marker["fingerprint"] not in (None, fingerprint)
+        if different and not overwrite and not set(marker["files"]) <= {CONFIG_FILE}:
+            raise ConfigError(self._different_run(marker, identity))
+        if different or overwrite:
             self._clear()
         write_json_atomic(self.path / MARKER_FILE, {**self._register(CONFIG_FILE),
                                                     "experiment": info.get("experiment"),
@@ -380,6 +312,7 @@ class RunDir:
                 f.flush()
                 os.fsync(f.fileno())
         self._finished = set(finished)
+        self._identities = {cell: _parse_line(block[-1]).get("identity") for cell, block in finished.items()}
         rows = [_parse_line(line) for block in finished.values() for line in block[:-1]]
         return rows
 
@@ -389,6 +322,12 @@ class RunDir:
             self.load_rows()
         return set(self._finished)
 
+    def cell_identity(self, cell_id: str):
+        """The identity stored with a finished cell (see dlfound.identity), None if it has none."""
+        if self._finished is None:
+            self.load_rows()
+        return self._identities.get(cell_id)
+
     def cell_rows(self, cell_id: str) -> list[dict]:
         """The rows of one finished cell (empty if it is not finished)."""
         return [row for row in self.load_rows() if row["cell"] == cell_id]
@@ -397,10 +336,10 @@ class RunDir:
         """Appends a finished cell's rows and its done marker in one write; False if already finished."""
         return bool(self.append_cells({cell_id: rows}))
 
-    def append_cells(self, blocks: dict[str, list[dict]]) -> list[str]:
-        """Appends several finished cells (rows, then a done marker each) in one write, so the
-        cells of one program are committed together; returns the ids written (finished ones are
-        skipped)."""
+    def append_cells(self, blocks: dict[str, list[dict]], identities: dict | None = None) -> list[str]:
+        """Appends several finished cells (rows, then a done marker each, carrying the cell's entry
+        of `identities`) in one write, so the cells of one program are committed together; returns
+        the ids written (finished ones are skipped)."""
         finished = self.finished_cells()
         lines, written = [], []
         for cell_id, rows in blocks.items():
@@ -412,14 +351,17 @@ class RunDir:
                 if DONE_KEY in row:
                     raise ValueError(f"rows may not use the reserved key {DONE_KEY!r}")
                 lines.append(dumps({"cell": cell_id, **row}))
-            lines.append(dumps({"cell": cell_id, DONE_KEY: True, "rows": len(rows)}))
+            marker = {"cell": cell_id, DONE_KEY: True, "rows": len(rows)}
+            if identities and cell_id in identities:
+                marker["identity"] = identities[cell_id]
+            lines.append(dumps(marker))
             written.append(cell_id)
         if not written:
             return []
         payload = ("\n".join(lines) + "\n").encode()
         path = self.file(RESULTS_FILE)
         created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             while payload:  # a short write is retried, and a full disk raises ENOSPC; the torn block
                 count = os.write(fd, payload)  # is then dropped by the next load_rows
@@ -430,8 +372,9 @@ class RunDir:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         self._finished.update(written)
+        self._identities.update({c: from_jsonable(to_jsonable((identities or {}).get(c))) for c in written})
         return written
 
     def record_programs(self, axes, programs: list[dict]) -> None:
@@ -447,23 +390,8 @@ class RunDir:
         write_json_atomic(self.path / CONFIG_FILE, stored)
 
 
-def _t_quantile(p: float, df: int) -> float:
-    from scipy.special import stdtrit
+def load(run_dir):
+    """The finished cells of `run_dir` as a tidy pandas DataFrame (`dlfound.analysis.load`)."""
+    from dlfound import analysis  # pandas is optional: imported only when asked for
 
-    return float(stdtrit(df, p))
-
-
-def describe(values) -> dict:
-    """Mean, sample std, min, max, count and 95% t-interval over seeds; NaNs are excluded and counted."""
-    x = np.asarray(values, dtype=np.float64).ravel()
-    nan = np.isnan(x)
-    x = x[~nan]
-    n = int(x.size)
-    if n == 0:
-        return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan,
-                "n": 0, "n_nan": int(nan.sum()), "ci95": [math.nan, math.nan]}
-    mean = float(np.mean(x))
-    std = float(np.std(x, ddof=1)) if n > 1 else 0.0
-    half = _t_quantile(0.975, n - 1) * std / math.sqrt(n) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "min": float(np.min(x)), "max": float(np.max(x)),
-            "n": n, "n_nan": int(nan.sum()), "ci95": [mean - half, mean + half]}
+    return analysis.load(run_dir)

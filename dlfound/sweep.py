@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from dlfound import config as config_lib
-from dlfound import budget, ensemble, packing, runtime
+from dlfound import budget, ensemble, identity, packing, runtime
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
@@ -32,6 +32,7 @@ from dlfound.ensemble import check_fits, train_ensemble
 from dlfound.errors import ConfigError
 from dlfound.hyperparams import VMAPPABLE
 from dlfound.packing import PER_LAYER, Pack
+from dlfound.files import from_jsonable, to_jsonable
 from dlfound.results import RunDir
 
 STRUCTURAL = tuple(n for n in config_lib.field_names() if n not in VMAPPABLE + ("seed",))
@@ -240,6 +241,13 @@ def run_sweeps(
     stored: dict[str, list[dict]] = {}
     for row in run_dir.load_rows(repair=runtime.is_writer()) if run_dir is not None else []:
         stored.setdefault(row["cell"], []).append(row)
+    identities = _identities(programs) if run_dir is not None else {}
+    for cell_id in stored.keys() & identities.keys():
+        found = identity.differences(run_dir.cell_identity(cell_id), identities[cell_id])
+        if found:
+            raise ConfigError(f"cell {cell_id!r} in {str(run_dir.path)!r} was trained on other inputs "
+                              f"({'; '.join(found[:3])}); choose another run directory, or pass --overwrite "
+                              "to train the run again")
     todo = []
     for program in programs:
         unfinished = tuple(c for c in program.cells if c.id not in stored)
@@ -268,9 +276,22 @@ def run_sweeps(
                 on_result(cell, result)
             blocks[cell.id] = stored[cell.id] = _rows(cell, seeds_, members, result)
         if run_dir is not None and runtime.is_writer():
-            run_dir.append_cells(blocks)
+            run_dir.append_cells(blocks, identities)
         progress.update(program, time.time() - start)
     return Table([row for cell_id in order for row in stored[cell_id]])
+
+
+def _identities(programs: Sequence[Program]) -> dict[str, dict]:
+    """Each planned cell's identity (dlfound.identity), as it reads back from JSON."""
+    versions, digests, out = identity.package_versions(), {}, {}
+    for program in programs:
+        key = id(program.data)
+        if key not in digests:
+            digests[key] = identity.data_digest(program.data)
+        for cell, seeds, members in zip(program.cells, program.seeds, program.members):
+            out[cell.id] = from_jsonable(to_jsonable(identity.cell_identity(
+                cell.cfg.to_dict(), seeds, members, digests[key], versions)))
+    return out
 
 
 def _describe(program: Program) -> dict:

@@ -31,7 +31,7 @@ import jax
 
 from dlfound import cli
 from dlfound.data import load
-from dlfound.results import read_json, write_bytes_atomic
+from dlfound.files import read_json, write_bytes_atomic
 from experiments import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]

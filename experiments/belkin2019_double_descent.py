@@ -48,7 +48,7 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.models import count_params
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, cell_id, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=2, width=64, activation="relu", optimizer="momentum",

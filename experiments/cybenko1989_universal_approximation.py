@@ -44,8 +44,8 @@ from dlfound import claims, cli, plots, runtime
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
+from dlfound.files import read_json, write_json_atomic
 from dlfound.models import make_model
-from dlfound.results import read_json, write_json_atomic
 from dlfound.sweep import Sweep, cell_id, run_sweep
 
 BASE = Config(dataset="sin", depth=1, width=2, activation="relu", loss="mse", optimizer="adam",

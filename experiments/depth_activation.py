@@ -32,7 +32,7 @@ import numpy as np
 from dlfound import cli, claims, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=4, width=64, activation="relu", optimizer="sgd",

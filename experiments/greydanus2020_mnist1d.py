@@ -45,7 +45,7 @@ from dlfound.config import Config
 from dlfound.data import load
 from dlfound.hyperparams import Hyperparams
 from dlfound.models import count_params
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, run_sweep
 from dlfound.train import init_state, steps_per_epoch, train_epoch
 

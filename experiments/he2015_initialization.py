@@ -82,7 +82,7 @@ from dlfound.propagation import (
     typical_slope,
     unit_spread,
 )
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, cell_id, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=30, width=64, activation="relu", init="he", optimizer="momentum",

@@ -27,7 +27,7 @@ import numpy as np
 from dlfound import cli, claims, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=2, width=(128, 64), activation="relu", init="std_uniform",

@@ -48,7 +48,7 @@ from dlfound import claims, cli, plots
 from dlfound import perceptron as pc
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, run_sweep
 
 BASE = Config(dataset="xor", depth=0, loss="cross_entropy", optimizer="adam", learning_rate=0.1,

@@ -49,7 +49,7 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.errors import ConfigError
-from dlfound.results import describe
+from dlfound.stats import describe
 
 BASE = Config(dataset="xor", depth=1, width=2, activation="sigmoid", loss="sigmoid_mse", optimizer="momentum",
               learning_rate=0.5, momentum=0.9, batch_size=4, num_epochs=5000, validation_fraction=0.0)

@@ -49,8 +49,9 @@ import numpy as np
 from dlfound import claims, cli, plots, runtime
 from dlfound.config import Config
 from dlfound.data import load
+from dlfound.files import read_json, write_json_atomic
 from dlfound.models import MLP
-from dlfound.results import describe, read_json, write_json_atomic
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, cell_id, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=1, width=64, activation="identity", optimizer="adam",

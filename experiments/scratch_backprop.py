@@ -47,7 +47,7 @@ from dlfound import backprop as bp
 from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 
 BASE = Config(dataset="mnist1d", depth=2, width=(128, 64), activation="relu", optimizer="sgd",
               learning_rate=0.05, batch_size=64, num_epochs=25, validation_fraction=0.0)

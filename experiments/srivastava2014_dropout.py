@@ -35,7 +35,7 @@ import numpy as np
 from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=2, width=512, activation="relu", optimizer="adam",

@@ -54,8 +54,8 @@ from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
 from dlfound.data.functions import tent_power
+from dlfound.files import read_json, write_json_atomic
 from dlfound.models import MLP
-from dlfound.results import read_json, write_json_atomic
 from dlfound.sweep import Sweep, Table, cell_id, run_sweep
 
 BASE = Config(dataset="sawtooth", depth=1, width=16, activation="relu", loss="cross_entropy",

@@ -46,7 +46,7 @@ import numpy as np
 from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, cell_id, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=3, width=512, activation="relu", optimizer="adam",

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlfound import cli, results
+from dlfound import cli, files, results
 from dlfound.claims import judge
 from dlfound.config import Config, field_names
 from dlfound.errors import ConfigError
@@ -81,14 +81,14 @@ def test_run_writes_config_summary_and_report(tmp_path, capsys):
     ctx = run.contexts[0]
     assert ctx.cfg == Config(depth=3, width=16, num_epochs=4) and ctx.seeds == [0, 1, 2]
     assert ctx.quick is False and ctx.quiet is True and ctx.run_dir.path == out.absolute()
-    summary = results.read_json(out / "summary.json")
+    summary = files.read_json(out / "summary.json")
     assert set(summary) == SUMMARY_KEYS
     assert summary["experiment"] == "fake" and summary["description"] == "A fake experiment."
     assert (
         summary["config"] == ctx.cfg.to_dict() and summary["seeds"] == [0, 1, 2] and summary["quick"] is False
     )
     assert summary["metrics"]["depth"] == 3 and [c["id"] for c in summary["claims"]] == ["T2", "T1"]
-    stored = results.read_json(out / "config.json")
+    stored = files.read_json(out / "config.json")
     assert (
         stored["experiment"] == "fake"
         and stored["config"] == summary["config"]
@@ -124,7 +124,7 @@ def test_quick_dataset_set_and_seeds_build_the_config(tmp_path, capsys):
     ctx = run.contexts[0]
     assert ctx.cfg == Config(depth=1, width=4, num_epochs=1, dataset="xor", activation="tanh")
     assert ctx.seeds == [0, 1] and ctx.quick is True
-    assert all(c["verdict"] == "inconclusive" for c in results.read_json(tmp_path / "summary.json")["claims"])
+    assert all(c["verdict"] == "inconclusive" for c in files.read_json(tmp_path / "summary.json")["claims"])
     assert "quick run (tiny budget; verdict not meaningful)" in stdout
 
 
@@ -210,7 +210,7 @@ def test_from_reruns_the_same_config_seeds_and_quick_flag(tmp_path, capsys):
     ctx = run.contexts[0]
     assert ctx.run_dir.path == (tmp_path / "first-rerun").absolute()
     assert ctx.cfg == Config(depth=5, width=4, num_epochs=1) and ctx.seeds == [0, 1] and ctx.quick is True
-    old, new = (results.read_json(d / "config.json") for d in (first, tmp_path / "first-rerun"))
+    old, new = (files.read_json(d / "config.json") for d in (first, tmp_path / "first-rerun"))
     assert {k: old[k] for k in results.IDENTITY_KEYS} == {k: new[k] for k in results.IDENTITY_KEYS}
 
 
@@ -230,7 +230,7 @@ def test_a_different_run_in_the_same_out_needs_overwrite(tmp_path, capsys):
     status, _, err, _ = run_main(capsys, ["--out", str(tmp_path), "--set", "depth=4"])
     assert_one_line_error(status, err, "different run", "config.depth", "--overwrite")
     assert run_main(capsys, ["--out", str(tmp_path), "--set", "depth=4", "--overwrite"])[0] == 0
-    assert results.read_json(tmp_path / "summary.json")["config"]["depth"] == 4
+    assert files.read_json(tmp_path / "summary.json")["config"]["depth"] == 4
 
 
 def test_default_out_is_under_runs_or_dlfound_runs_dir(tmp_path, capsys, monkeypatch):
@@ -268,7 +268,7 @@ def test_run_must_return_metrics_and_claims(tmp_path, capsys):
 def test_entry_reads_sys_argv(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["prog", "--out", str(tmp_path), "--seeds", "1"])
     assert cli.entry(make_experiment()) == 0
-    assert results.read_json(tmp_path / "summary.json")["seeds"] == [0]
+    assert files.read_json(tmp_path / "summary.json")["seeds"] == [0]
 
 
 settable = st.sampled_from(field_names()) | st.text(min_size=1, max_size=8)

@@ -247,9 +247,7 @@ def test_sweep_over_the_memory_budget_runs_in_chunks_with_the_same_results(monke
 def test_a_non_writing_process_never_modifies_the_run_directory(tmp_path, monkeypatch):
     """Process 1 of a multi-process run reads results.jsonl but must not repair it under process 0."""
     sw = sweep.Sweep(CHUNK_CFG, {"width": (4, 8)})
-    run = RunDir(tmp_path)
-    for cell in sw.cells():
-        run.append_cell(cell.id, [{"model": 0, "eval": 0, "train_loss": 1.0}])
+    sweep.run_sweep(sw, _toy(), [0], RunDir(tmp_path), quiet=True)
     torn = (tmp_path / "results.jsonl").read_bytes() + b'{"cell": "width=4", "mod'
     (tmp_path / "results.jsonl").write_bytes(torn)
 

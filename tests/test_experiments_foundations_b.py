@@ -7,7 +7,7 @@ import pytest
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.functions import tent_power
-from dlfound.results import read_json
+from dlfound.files import read_json
 from experiments import cybenko1989_universal_approximation as cybenko
 from experiments import greydanus2020_mnist1d as greydanus
 from experiments import saxe2014_linear_collapse as saxe

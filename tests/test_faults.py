@@ -25,7 +25,7 @@ import tiny_support
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlfound import results
+from dlfound import files
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir
 
@@ -172,7 +172,7 @@ def test_torn_tail_is_repaired_at_any_offset(reference, tmp_path):
         rows = run.load_rows()
         assert run.file("results.jsonl").read_bytes() == data[:keep], offset
         assert run.finished_cells() == set(finished), offset
-        expected = [results.from_jsonable(r) for r in all_rows
+        expected = [files.from_jsonable(r) for r in all_rows
                     if not r.get("_done") and r["cell"] in finished]
         np.testing.assert_equal(rows, expected)
 

@@ -118,10 +118,10 @@ def test_disk_full_during_a_run_is_one_clear_line(tiny, tmp_path, capsys, monkey
     module = _tiny_module(tiny)
     real_append = RunDir.append_cells
 
-    def full(self, blocks):
+    def full(self, blocks, identities=None):
         if self.finished_cells():
             raise OSError(errno.ENOSPC, "No space left on device", str(self.file("results.jsonl")))
-        return real_append(self, blocks)
+        return real_append(self, blocks, identities)
 
     monkeypatch.setattr(RunDir, "append_cells", full)
     status = module.main(["--quiet", "--out", str(tmp_path / "run")])

@@ -17,7 +17,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlfound import environment, results
+from dlfound import environment, files, results, stats
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir
 
@@ -39,11 +39,11 @@ def test_json_round_trip_of_numpy_values_and_special_floats(tmp_path):
         "none": None,
         "path": Path("/x"),
     }
-    results.write_json_atomic(tmp_path / "x.json", obj)
+    files.write_json_atomic(tmp_path / "x.json", obj)
     text = (tmp_path / "x.json").read_text()
     json.loads(text)  # strict JSON: no bare NaN/Infinity tokens
     assert "NaN" not in text and "Infinity" not in text
-    back = results.read_json(tmp_path / "x.json")
+    back = files.read_json(tmp_path / "x.json")
     assert back["f"] == 0.5 and back["i"] == 3 and back["b"] is True and back["a"] == [0, 1, 2]
     assert back["t"] == [1, 2] and back["none"] is None and back["path"] == "/x"
     assert math.isnan(back["nan"]) and back["inf"] == math.inf and back["ninf"] == -math.inf
@@ -52,37 +52,37 @@ def test_json_round_trip_of_numpy_values_and_special_floats(tmp_path):
 
 def test_unserializable_value_names_its_type():
     with pytest.raises(TypeError, match="object"):
-        results.dumps({"x": object()})
+        files.dumps({"x": object()})
 
 
 def test_crash_before_rename_leaves_the_old_file_intact(tmp_path, monkeypatch):
     target = tmp_path / "summary.json"
-    results.write_json_atomic(target, {"version": 1})
+    files.write_json_atomic(target, {"version": 1})
 
     def crash(src, dst):
         raise OSError("simulated crash between write and rename")
 
     monkeypatch.setattr(results.os, "replace", crash)
     with pytest.raises(OSError, match="simulated"):
-        results.write_json_atomic(target, {"version": 2})
-    assert results.read_json(target) == {"version": 1}
+        files.write_json_atomic(target, {"version": 2})
+    assert files.read_json(target) == {"version": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
 def test_process_killed_before_rename_leaves_the_old_file_intact(tmp_path):
     target = tmp_path / "summary.json"
-    results.write_json_atomic(target, {"version": 1})
+    files.write_json_atomic(target, {"version": 1})
     script = textwrap.dedent(f"""
         import os
-        from dlfound import results
-        results.os.replace = lambda src, dst: os._exit(9)
-        results.write_json_atomic({str(target)!r}, {{"version": 2}})
+        from dlfound import files
+        files.os.replace = lambda src, dst: os._exit(9)
+        files.write_json_atomic({str(target)!r}, {{"version": 2}})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr
-    assert results.read_json(target) == {"version": 1}
+    assert files.read_json(target) == {"version": 1}
     marker = {"experiment": None, "fingerprint": None, "files": ["summary.json"]}
-    results.write_json_atomic(tmp_path / results.MARKER_FILE, marker)
+    files.write_json_atomic(tmp_path / results.MARKER_FILE, marker)
     with RunDir(tmp_path).lock():  # taking the lock sweeps the orphaned temp file away
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == [".dlfound-run", ".lock", "summary.json"]
@@ -304,12 +304,12 @@ def test_environment_info_records_versions_devices_and_git():
         assert key in info, key
     assert info["device_count"] >= 1 and info["process_count"] >= 1
     assert info["git_revision"] is None or len(info["git_revision"]) == 40
-    json.loads(results.dumps(info))
+    json.loads(files.dumps(info))
 
 
 @pytest.mark.parametrize("values", [[1.0, 2.0, 4.0], [0.3, 0.31, 0.29, 0.5, 0.1], np.arange(10) ** 2])
 def test_describe_against_numpy_and_scipy(values):
-    out = results.describe(values)
+    out = stats.describe(values)
     x = np.asarray(values, dtype=float)
     assert out["mean"] == pytest.approx(x.mean()) and out["std"] == pytest.approx(x.std(ddof=1))
     assert out["min"] == x.min() and out["max"] == x.max() and out["n"] == len(x) and out["n_nan"] == 0
@@ -318,7 +318,7 @@ def test_describe_against_numpy_and_scipy(values):
 
 
 def test_describe_single_seed_nans_and_empty():
-    assert results.describe([0.7]) == {
+    assert stats.describe([0.7]) == {
         "mean": 0.7,
         "std": 0.0,
         "min": 0.7,
@@ -327,8 +327,8 @@ def test_describe_single_seed_nans_and_empty():
         "n_nan": 0,
         "ci95": [0.7, 0.7],
     }
-    out = results.describe([1.0, float("nan"), 3.0])
+    out = stats.describe([1.0, float("nan"), 3.0])
     assert out["n"] == 2 and out["n_nan"] == 1 and out["mean"] == 2.0
-    empty = results.describe([float("nan")])
+    empty = stats.describe([float("nan")])
     assert empty["n"] == 0 and empty["n_nan"] == 1 and math.isnan(empty["mean"])
-    json.loads(results.dumps(empty))
+    json.loads(files.dumps(empty))

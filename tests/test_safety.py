@@ -102,10 +102,12 @@ def test_overwrite_deletes_only_the_files_the_run_wrote(tmp_path):
 def test_a_different_run_is_named_for_what_it_is(tmp_path):
     run = RunDir(tmp_path / "run")
     run.write_config({**INFO, "experiment": "he2016_residual"})
+    run.append_cell("a", [{"model": 0}])  # a run with results is protected; one with only its config is not
     with pytest.raises(ConfigError, match="holds a run of 'he2016_residual', not 'depth_activation'"):
         run.write_config(INFO)
     same = RunDir(tmp_path / "same")
     same.write_config(INFO)
+    same.append_cell("a", [{"model": 0}])
     same.write_config(INFO)  # the same run resumes
     with pytest.raises(ConfigError, match=r"seeds is \[0, 1\] there, \[0, 1, 2\] now"):
         same.write_config({**INFO, "seeds": [0, 1, 2]})
@@ -401,10 +403,10 @@ def test_an_unwritable_folder_mid_run_is_one_line(tmp_path, capsys, monkeypatch)
     tiny = tiny_support.load(tiny_support.write(tmp_path, "tiny_denied"), "dlfound_test_tiny_denied")
     real = RunDir.append_cells
 
-    def denied(self, blocks):
+    def denied(self, blocks, identities=None):
         if self.finished_cells():
             raise PermissionError(errno.EACCES, "Permission denied", str(self.path / "results.jsonl"))
-        return real(self, blocks)
+        return real(self, blocks, identities)
 
     monkeypatch.setattr(RunDir, "append_cells", denied)
     assert tiny.main(["--quiet", "--out", str(tmp_path / "run")]) == 1

@@ -13,7 +13,7 @@ runtime.configure()  # before any JAX computation: the device count is set here
 from dlfound import cli
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.results import describe
+from dlfound.stats import describe
 from dlfound.sweep import Sweep, run_sweep
 
 BASE = Config(dataset="moons", depth=1, width=8, batch_size=32, num_epochs=4, eval_every_epochs=2,

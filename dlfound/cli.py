@@ -1,6 +1,6 @@
 """The command line every experiment shares.
 
-    python -m experiments.<name> [--quick] [--seeds N] [--out DIR] [--dataset NAME]
+    python -m experiments.<name> [--quick] [--seeds N|A-B|A:B] [--out DIR] [--dataset NAME]
                                  [--set key=value ...] [--from RUN_DIR] [--quiet]
 
 Bad input exits with status 2 and one line naming the value and the valid choices, before
@@ -61,15 +61,22 @@ class _Parser(argparse.ArgumentParser):
 MAX_SEEDS = 2**20  # seeds are listed in config.json and become uint32 keys
 
 
-def _seeds(text: str) -> int:
-    allowed = f"allowed: an integer from 1 to {MAX_SEEDS}"
+def _seeds(text: str) -> list[int]:
+    """N (seeds 0..N-1), A-B (A to B inclusive) or A:B (A to B-1, as a Python range)."""
+    allowed = (f"allowed: N (seeds 0..N-1, N from 1 to {MAX_SEEDS}), A-B (A to B inclusive) or A:B "
+               "(A to B-1), with 0 <= A and B < 2**32")
+    raw = text.strip()
     try:
-        value = int(text)
+        if "-" in raw[1:] or ":" in raw:
+            first, last = (int(part) for part in raw.replace(":", "-", 1).split("-", 1))
+            seeds = range(first, last + 1 if ":" not in raw else last)
+        else:
+            seeds = range(int(raw))
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid --seeds {text!r}; {allowed}") from None
-    if not 1 <= value <= MAX_SEEDS:
-        raise argparse.ArgumentTypeError(f"invalid --seeds {value}; {allowed}")
-    return value
+    if not (1 <= len(seeds) <= MAX_SEEDS and seeds.start >= 0 and seeds.stop <= 2**32):
+        raise argparse.ArgumentTypeError(f"invalid --seeds {text!r}; {allowed}")
+    return list(seeds)
 
 
 def _path(flag: str) -> Callable[[str], str]:
@@ -95,7 +102,8 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     parser = _Parser(prog=f"python -m experiments.{experiment.name}",
                      description=_first_line(experiment.description) or None, allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="tiny budget: a smoke test whose verdicts mean nothing")
-    parser.add_argument("--seeds", type=_seeds, default=None, help=f"seeds 0..N-1 (default {experiment.default_seeds})")
+    parser.add_argument("--seeds", type=_seeds, default=None,
+                        help=f"N: seeds 0..N-1 (default {experiment.default_seeds}); A-B: seeds A to B; A:B: A to B-1")
     parser.add_argument("--out", type=_path("--out"), default=None, help="run directory (default ./runs/<name>, <name>-quick with --quick; root $DLFOUND_RUNS_DIR)")
     parser.add_argument("--dataset", default=None, help="dataset name (see `dlfound list`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -157,11 +165,11 @@ def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
         cfg, quick = experiment.base, args.quick
         if quick:
             cfg = cfg.replace(**experiment.quick_overrides)
-        seeds = list(range(args.seeds or experiment.default_seeds))
+        seeds = args.seeds or list(range(experiment.default_seeds))
     if args.dataset is not None:
         cfg = cfg.replace(dataset=args.dataset)
     if args.seeds and args.from_dir:
-        seeds = list(range(args.seeds))
+        seeds = args.seeds
     cfg = config_lib.apply_overrides(cfg, args.overrides)
     return config_lib.validate(cfg), seeds, quick
 

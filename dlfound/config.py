@@ -46,7 +46,7 @@ class Config:
     label_noise: float = 0.0
     train_fraction: float = 1.0
     validation_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 0  # draws the data's validation split and train subsets; model keys come from the seeds
 
     def replace(self, **changes) -> "Config":
         """Returns a copy with `changes` applied (unknown fields raise ConfigError)."""

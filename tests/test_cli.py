@@ -128,6 +128,21 @@ def test_quick_dataset_set_and_seeds_build_the_config(tmp_path, capsys):
     assert "quick run (tiny budget; verdict not meaningful)" in stdout
 
 
+@pytest.mark.parametrize("text, seeds", [("3", [0, 1, 2]), ("5-9", [5, 6, 7, 8, 9]), ("2:4", [2, 3]),
+                                         ("7-7", [7]), ("4294967295-4294967295", [2**32 - 1])])
+def test_seed_ranges(tmp_path, capsys, text, seeds):
+    status, _, _, run = run_main(capsys, ["--out", str(tmp_path), "--quick", "--seeds", text])
+    assert status == 0 and run.contexts[0].seeds == seeds
+    assert files.read_json(tmp_path / "config.json")["seeds"] == seeds
+
+
+@pytest.mark.parametrize("text", ["9-5", "3:3", "5-", "-5-9", "1:2:3", "0-4294967296", "a-b"])
+def test_bad_seed_ranges(tmp_path, capsys, text):
+    status, _, err, _ = run_main(capsys, ["--out", str(tmp_path), "--quick", f"--seeds={text}"])
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert f"invalid --seeds {text!r}" in err and "A-B (A to B inclusive)" in err
+
+
 @pytest.mark.parametrize(
     "argv, needles",
     [

@@ -20,7 +20,6 @@ lanes are a device's whole share of the members, split into as few calls as its 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -37,7 +36,7 @@ from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
 from dlfound.hyperparams import Hyperparams
 from dlfound.packing import Pack
-from dlfound.train import TrainResult, make_train
+from dlfound.train import Features, TrainResult, make_train
 
 AXIS = "models"
 DEVICE_MEMORY_FRACTION = 0.5  # of an accelerator's memory, for one program's members
@@ -49,24 +48,6 @@ HOST_MEMORY_FRACTION = 0.25  # of the host's memory on CPU, shared by all CPU de
 # sweep took 82 s with 4 lanes and 85 s with 8. With 3, a 5-seed cell also keeps the 3 models per
 # device it always had.
 CPU_LANES = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class Features:
-    """What a program compiles in beyond the plain update: each only when some member needs it
-    (dropout: a rate above 0; label noise: a fraction above 0; weight decay: above 0)."""
-
-    dropout: bool = False
-    label_noise: bool = False
-    weight_decay: bool = False
-
-    @classmethod
-    def needed(cls, hparams: Hyperparams) -> "Features":
-        """The features that members with these (stacked) hyperparameters need."""
-        def any_positive(name):
-            return bool(np.any(np.asarray(getattr(hparams, name)) > 0))
-
-        return cls(any_positive("dropout_rate"), any_positive("label_noise"), any_positive("weight_decay"))
 
 
 def model_mesh() -> jax.sharding.Mesh:
@@ -160,8 +141,7 @@ def make_program(cfg: Union[Config, Pack], features: Features = Features(), mesh
     model axis sharded over `mesh` (default: all devices); `data` is replicated.
     """
     mesh = mesh or model_mesh()
-    train = make_train(cfg, vmapped_dropout=features.dropout, label_noise=features.label_noise,
-                       weight_decay=features.weight_decay)
+    train = make_train(cfg, features)
 
     def member(seed, data, hparams, variant):
         return train(jax.random.key(seed), data, hparams, variant)
@@ -212,7 +192,7 @@ def _to_host(tree) -> dict:
 def train_ensemble(
     cfg: Union[Config, Pack], data: Dataset, seeds: Sequence[int], members: Optional[Sequence[dict]] = None,
     variants: Optional[Sequence[int]] = None, *, budget: Optional[int] = None,
-    vmapped_dropout: Optional[bool] = None,
+    features: Optional[Features] = None,
 ) -> TrainResult:
     """Trains one model per (seed, hyperparameter member, variant); arrays gain a leading model axis.
 
@@ -227,9 +207,7 @@ def train_ensemble(
         raise ValueError(f"{len(seeds)} seeds, {len(members)} hyperparameter members and "
                          f"{len(variants)} variants")
     model_seeds, hparams, variant_ids = member_inputs(pack, seeds, members, variants)
-    features = Features.needed(hparams)
-    if vmapped_dropout is not None:
-        features = dataclasses.replace(features, dropout=vmapped_dropout)
+    features = Features.needed(hparams) if features is None else features
     check_fits(pack, data)
     mesh = model_mesh()
     run = make_program(pack, features, mesh)

@@ -88,7 +88,9 @@ def _base(name: str, learning_rate, momentum: float, weight_decay):
 
 
 def make_optimizer(
-    optimizer: str = "adam",
+    optimizer: str,
+    learning_rate,
+    weight_decay=0.0,
     *,
     momentum: float = 0.9,
     schedule: str = "constant",
@@ -97,7 +99,10 @@ def make_optimizer(
     grad_clip_norm: float = 0.0,
     decay: bool = True,
 ) -> optax.GradientTransformation:
-    """Builds the optimizer; init its state with hyperparameters via `init_with`.
+    """The optimizer for one model, with its own (possibly traced) learning rate and weight decay.
+
+    Both are injected hyperparameters (`optax.inject_hyperparams`): they live in the optimizer
+    state that `tx.init(params)` returns, so a vmapped ensemble gives each member its own.
 
     `weight_decay` is decoupled for adamw (Loshchilov & Hutter 2019) and an L2 term
     (decay * w added to the gradient) for every other optimizer. `decay=False` leaves that
@@ -117,13 +122,4 @@ def make_optimizer(
         parts.append(_base(optimizer, lr, momentum, weight_decay if decay else None))
         return optax.chain(*parts)
 
-    return optax.inject_hyperparams(factory)(learning_rate=1.0, weight_decay=0.0)
-
-
-def init_with(tx: optax.GradientTransformation, params, learning_rate, weight_decay):
-    """Initial optimizer state carrying this model's learning rate and weight decay."""
-    state = tx.init(params)
-    hyper = dict(state.hyperparams)
-    hyper["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
-    hyper["weight_decay"] = jnp.asarray(weight_decay, jnp.float32)
-    return state._replace(hyperparams=hyper)
+    return optax.inject_hyperparams(factory)(learning_rate=learning_rate, weight_decay=weight_decay)

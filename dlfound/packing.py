@@ -156,7 +156,7 @@ class Pack:
         """The variant index of `cfg`."""
         return self.variants.index(cfg)
 
-    def make_model(self, num_outputs: int, dropout: bool) -> MLP:
+    def make_model(self, num_outputs: int) -> MLP:
         """The MLP of the whole pack; with one variant, exactly `models.make_model` of it."""
 
         def field(options):
@@ -165,7 +165,7 @@ class Pack:
         base = self.base
         return MLP(depth=field(self.depths), width=base.widths if len(self.depths) == 1 else base.width,
                    num_outputs=num_outputs, activation=field(self.activations), initializer=self.inits[0],
-                   norm=field(self.norms), dropout_rate=0.5 if dropout else 0.0,
+                   norm=field(self.norms), dropout_rate=base.dropout_rate,
                    residual=field(self.residuals))
 
     def variant(self, index) -> Variant:

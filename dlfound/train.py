@@ -9,10 +9,12 @@ Evaluation runs at initialization and after every `eval_every_epochs` epochs.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from flax.training import train_state
 
@@ -168,28 +170,54 @@ def corrupt_labels(key: jax.Array, y: jax.Array, fraction, num_classes: int) -> 
     return jnp.where(flip, jax.random.randint(label_key, y.shape, 0, num_classes), y)
 
 
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """What a training program compiles in beyond the plain update: dropout layers, the label-noise
+    draw, the weight-decay term. Members whose value of a feature's hyperparameter is 0 train the
+    same with it or without; leaving it out saves compile and run time."""
+
+    with_dropout: bool = False
+    with_label_noise: bool = False
+    with_weight_decay: bool = False
+
+    @classmethod
+    def of(cls, cfg: Config) -> "Features":
+        """One run of `cfg`: dropout when its rate is above 0; label noise and weight decay in."""
+        return cls(with_dropout=cfg.dropout_rate > 0, with_label_noise=True, with_weight_decay=True)
+
+    @classmethod
+    def needed(cls, hparams: Hyperparams) -> "Features":
+        """The features that members with these (stacked) hyperparameters need: each where some
+        member's value is above 0."""
+        def any_positive(name):
+            return bool(np.any(np.asarray(getattr(hparams, name)) > 0))
+
+        return cls(any_positive("dropout_rate"), any_positive("label_noise"), any_positive("weight_decay"))
+
+
 def init_state(
     cfg: Union[Config, Pack], key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None,
-    variant=0, *, dropout: Optional[bool] = None, weight_decay: bool = True,
+    variant=0, features: Optional[Features] = None,
 ) -> TrainState:
     """The state a run starts from: model, optimizer and initial parameters for `key`.
 
     `cfg` may be a Pack, with `variant` (traced or not) choosing the member's structure.
-    `dropout` compiles dropout in (default: the config's rate is above 0); `weight_decay=False`
-    leaves the decay term out of the update (only for members whose weight decay is 0).
+    `features` says whether dropout layers and the weight-decay term are compiled in (default
+    `Features.of` the config).
     Kernels are scaled by `hparams.init_scale`.
     """
     pack = Pack.of(cfg)
     base = pack.base
     hparams = Hyperparams.from_config(base) if hparams is None else hparams
-    dropout = base.dropout_rate > 0 if dropout is None else dropout
+    features = Features.of(base) if features is None else features
     loss = losses.get(base.loss)
     target_dim = 1 if data.y_train.ndim == 1 else data.y_train.shape[-1]
-    model = pack.make_model(loss.num_outputs(data.num_classes, target_dim), dropout)
+    model = pack.make_model(loss.num_outputs(data.num_classes, target_dim))
     tx = optim.make_optimizer(
-        base.optimizer, momentum=base.momentum, schedule=base.schedule,
+        base.optimizer, hparams.learning_rate, hparams.weight_decay, momentum=base.momentum,
+        schedule=base.schedule,
         total_steps=base.num_epochs * steps_per_epoch(base, data.x_train.shape[0]),
-        warmup_steps=base.warmup_steps, grad_clip_norm=base.grad_clip_norm, decay=weight_decay,
+        warmup_steps=base.warmup_steps, grad_clip_norm=base.grad_clip_norm, decay=features.with_weight_decay,
     )
     member = pack.variant(variant) if len(pack.variants) > 1 else None
     init_key, dropout_key = jax.random.split(key)
@@ -203,7 +231,7 @@ def init_state(
         apply_fn=model.apply,
         params=params,
         tx=tx,
-        opt_state=optim.init_with(tx, params, hparams.learning_rate, hparams.weight_decay),
+        opt_state=tx.init(params),
         batch_stats=variables.get("batch_stats", {}),
         dropout_key=dropout_key,
         dropout_rate=hparams.dropout_rate,
@@ -211,7 +239,7 @@ def init_state(
         variant=member,
         loss=loss,
         num_classes=data.num_classes,
-        use_dropout=dropout,
+        use_dropout=features.with_dropout,
     )
 
 
@@ -246,30 +274,28 @@ def train_epoch(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, b
     return state, jnp.mean(batch_losses)
 
 
-def make_train(cfg: Union[Config, Pack], *, vmapped_dropout: Optional[bool] = None, label_noise: bool = True,
-               weight_decay: bool = True):
+def make_train(cfg: Union[Config, Pack], features: Optional[Features] = None):
     """Returns `train(key, data, hparams=None, variant=0) -> TrainResult`, a pure function of its inputs.
 
     `hparams` (a Hyperparams of scalars, defaulting to the config's values) carries the
-    numeric settings so `jax.vmap` can sweep them; set `vmapped_dropout=True` when the
-    dropout rate varies across the ensemble and may be zero for some members.
-    `label_noise=False` leaves the label-corruption draw out of the program (about a tenth
-    of a small cell's compile time), `weight_decay=False` the decay term of the update (3% of
-    an epoch): each only for runs whose `hparams` value of it is 0. With a `Pack` for `cfg`,
+    numeric settings so `jax.vmap` can sweep them; `features` (default `Features.of` the
+    config) says what the program compiles in: dropout for an ensemble whose rates vary and may
+    be zero for some members; without label noise the corruption draw is left out (about a tenth
+    of a small cell's compile time), without weight decay the decay term (3% of an epoch), each
+    only for runs whose `hparams` value of it is 0. With a `Pack` for `cfg`,
     `variant` (an index into its variants, vmappable) picks each member's structure; the
     history's per-layer entries then cover the pack's whole stack (`Pack.own` trims them).
     """
     pack = Pack.of(cfg)
     cfg = pack.base
-    use_dropout = cfg.dropout_rate > 0 if vmapped_dropout is None else vmapped_dropout
+    features = Features.of(cfg) if features is None else features
 
     def train(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None, variant=0) -> TrainResult:
         hparams = Hyperparams.from_config(cfg) if hparams is None else hparams
         init_key, data_key, noise_key = jax.random.split(key, 3)
-        state = init_state(pack, init_key, data, hparams, variant, dropout=use_dropout,
-                           weight_decay=weight_decay)
+        state = init_state(pack, init_key, data, hparams, variant, features)
         y_train = data.y_train
-        if label_noise:
+        if features.with_label_noise:
             y_train = corrupt_labels(noise_key, y_train, hparams.label_noise, data.num_classes)
         x_probe, y_probe = data.x_train[:PROBE_EXAMPLES], y_train[:PROBE_EXAMPLES]
 

@@ -45,7 +45,7 @@ from dlfound import cli, ensemble, packing, sweep
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
-from dlfound.train import init_state, train_epoch
+from dlfound.train import Features, init_state, train_epoch
 from experiments import depth_activation
 
 SEED_MLP = Config(dataset="mnist1d", depth=2, width=(128, 64), activation="relu", init="std_uniform",
@@ -113,7 +113,7 @@ def mnist_shaped(num_examples: int) -> Dataset:
 
 def dlfound_epoch(data: Dataset, repeats: int) -> float:
     """Seconds for one epoch of `train_epoch` (the path `make_train` runs), jitted on one device."""
-    state = init_state(SEED_MLP, jax.random.key(0), data, weight_decay=False)  # as a sweep compiles it
+    state = init_state(SEED_MLP, jax.random.key(0), data, features=Features())  # as a sweep compiles it
     device = jax.devices()[0]
     x, y = jax.device_put(data.x_train, device), jax.device_put(data.y_train, device)
     epoch = jax.jit(train_epoch, static_argnums=4)

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlfound import claims, cli, optim, plots
+from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.hyperparams import Hyperparams
@@ -78,7 +78,7 @@ def permutation_pair(cfg: Config, data, seed: int, perm: np.ndarray) -> dict:
         state = init_state(cfg, init_key, data.replace(x_train=x_train, y_train=y_train), hparams)
         params = jax.tree.map(lambda a: a, state.params)
         params["hidden_0"] = dict(params["hidden_0"], kernel=params["hidden_0"]["kernel"][jnp.asarray(perm)])
-        opt_state = optim.init_with(state.tx, params, hparams.learning_rate, hparams.weight_decay)
+        opt_state = state.tx.init(params)  # the member's own learning rate and weight decay
         permuted = state.replace(params=params, opt_state=opt_state)
 
         def epoch(states, index):

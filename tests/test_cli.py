@@ -146,9 +146,9 @@ def test_bad_seed_ranges(tmp_path, capsys, text):
 @pytest.mark.parametrize(
     "argv, needles",
     [
-        (["--seeds", "0"], ["--seeds 0", "from 1"]),
-        (["--seeds", "abc"], ["--seeds 'abc'", "integer"]),
-        (["--seeds", "-2"], ["--seeds -2"]),
+        (["--seeds", "0"], ["--seeds '0'", "N from 1"]),
+        (["--seeds", "abc"], ["--seeds 'abc'", "A-B (A to B inclusive)"]),
+        (["--seeds", "-2"], ["--seeds '-2'"]),
         (["--set", "colour=red"], ["'colour'", "valid fields: dataset, depth"]),
         (["--set", "depth=abc"], ["depth='abc'", "an integer"]),
         (["--set", "learning_rate=fast"], ["learning_rate='fast'", "a number"]),

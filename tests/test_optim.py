@@ -22,8 +22,8 @@ def _quadratic(params):
 
 def _one_update(name, learning_rate, params=None, **kwargs):
     params = {"w": jnp.zeros(4)} if params is None else params
-    tx = optim.make_optimizer(name, **kwargs)
-    state = optim.init_with(tx, params, learning_rate, 0.0)
+    tx = optim.make_optimizer(name, learning_rate, **kwargs)
+    state = tx.init(params)
     updates, state = tx.update(jax.grad(_quadratic)(params), state, params)
     return optax.apply_updates(params, updates), state
 
@@ -38,8 +38,8 @@ def test_every_optimizer_lowers_a_quadratic(name):
 @pytest.mark.parametrize("name", optim.OPTIMIZERS)
 def test_injected_learning_rate_lives_in_the_state(name):
     params = {"w": jnp.zeros(4)}
-    tx = optim.make_optimizer(name)
-    state = optim.init_with(tx, params, 0.03, 0.001)
+    tx = optim.make_optimizer(name, 0.03, 0.001)
+    state = tx.init(params)
     assert float(state.hyperparams["learning_rate"]) == pytest.approx(0.03)
     assert float(state.hyperparams["weight_decay"]) == pytest.approx(0.001)
     small, _ = _one_update(name, 0.01, params)
@@ -57,13 +57,13 @@ def test_weight_decay_is_l2_for_sgd_and_decoupled_for_adamw():
     zero_grad = {"w": jnp.zeros(2)}
     for name, expected in [("sgd", [2.0 - 0.1 * 0.5 * 2.0, -4.0 + 0.1 * 0.5 * 4.0]),
                            ("adamw", [2.0 - 0.1 * 0.5 * 2.0, -4.0 + 0.1 * 0.5 * 4.0])]:
-        tx = optim.make_optimizer(name)
-        state = optim.init_with(tx, params, 0.1, 0.5)
+        tx = optim.make_optimizer(name, 0.1, 0.5)
+        state = tx.init(params)
         updates, _ = tx.update(zero_grad, state, params)
         np.testing.assert_allclose(optax.apply_updates(params, updates)["w"], expected, rtol=1e-6)
     # adam with an L2 term: the decay passes through Adam's normalization (a step of ~lr, not lr*wd*w).
-    tx = optim.make_optimizer("adam")
-    updates, _ = tx.update(zero_grad, optim.init_with(tx, params, 0.1, 0.5), params)
+    tx = optim.make_optimizer("adam", 0.1, 0.5)
+    updates, _ = tx.update(zero_grad, tx.init(params), params)
     np.testing.assert_allclose(updates["w"], [-0.1, 0.1], rtol=1e-4)
 
 
@@ -74,10 +74,10 @@ def test_grad_clip_norm_bounds_the_sgd_step():
 
 def test_unknown_optimizer_and_schedule_list_valid_ones():
     with pytest.raises(ConfigError) as info:
-        optim.make_optimizer("adma")
+        optim.make_optimizer("adma", 0.1)
     assert all(name in str(info.value) for name in optim.OPTIMIZERS)
     with pytest.raises(ConfigError) as info:
-        optim.make_optimizer("adam", schedule="cosin")
+        optim.make_optimizer("adam", 0.1, schedule="cosin")
     assert all(name in str(info.value) for name in optim.SCHEDULES)
 
 
@@ -98,8 +98,8 @@ def test_schedule_shapes(schedule, expected):
 
 def test_schedule_drives_the_optimizer_step():
     params = {"w": jnp.zeros(4)}
-    tx = optim.make_optimizer("sgd", schedule="cosine", total_steps=4)
-    state = optim.init_with(tx, params, 1.0, 0.0)
+    tx = optim.make_optimizer("sgd", 1.0, schedule="cosine", total_steps=4)
+    state = tx.init(params)
     grads = {"w": jnp.ones(4)}
     steps = []
     for _ in range(5):
@@ -113,10 +113,12 @@ def test_schedule_drives_the_optimizer_step():
 def test_vmapped_learning_rates_equal_separate_calls(name):
     learning_rates = jnp.asarray([0.001, 0.03, 0.3])
     params = {"w": jnp.asarray([0.5, -1.0, 2.0, 0.0])}
-    tx = optim.make_optimizer(name, schedule="warmup_cosine", total_steps=10, warmup_steps=2)
+    factory = lambda lr: optim.make_optimizer(name, lr, 0.01, schedule="warmup_cosine",  # noqa: E731
+                                              total_steps=10, warmup_steps=2)
 
     def run(learning_rate):
-        p, state = params, optim.init_with(tx, params, learning_rate, 0.01)
+        tx = factory(learning_rate)
+        p, state = params, tx.init(params)
         for _ in range(3):
             updates, state = tx.update(jax.grad(_quadratic)(p), state, p)
             p = optax.apply_updates(p, updates)
@@ -148,9 +150,9 @@ def test_folded_adam_equals_optax_adam_over_many_steps():
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_adam_family_matches_optax_on_a_quadratic(name):
     params = {"w": jnp.asarray([0.5, -1.0, 2.0, 0.0])}
-    tx = optim.make_optimizer(name)
+    tx = optim.make_optimizer(name, 0.05, 0.01 if name == "adamw" else 0.0)
     ref = optax.adam(0.05) if name == "adam" else optax.adamw(0.05, weight_decay=0.01)
-    state = optim.init_with(tx, params, 0.05, 0.01 if name == "adamw" else 0.0)
+    state = tx.init(params)
     ref_state, p, q = ref.init(params), params, params
     for _ in range(100):
         updates, state = tx.update(jax.grad(_quadratic)(p), state, p)
@@ -166,8 +168,8 @@ def test_leaving_decay_out_equals_zero_decay(name):
     params = {"w": jnp.asarray([0.5, -1.0, 2.0, 0.0])}
 
     def run(decay):
-        tx = optim.make_optimizer(name, decay=decay)
-        p, state = params, optim.init_with(tx, params, 0.05, 0.0)
+        tx = optim.make_optimizer(name, 0.05, decay=decay)
+        p, state = params, tx.init(params)
         for _ in range(3):
             updates, state = tx.update(jax.grad(_quadratic)(p), state, p)
             p = optax.apply_updates(p, updates)

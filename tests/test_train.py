@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from dlfound import losses, optim, train
+from dlfound import losses, train
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
@@ -157,7 +157,7 @@ def test_train_step_gradient_matches_central_finite_differences(x64, depth, acti
         params = jax.tree.map(lambda p: p.astype(jnp.float64) + offset(p), state.params)
         batch_stats = jax.tree.map(lambda b: b.astype(jnp.float64), state.batch_stats)
         return state.replace(params=params, batch_stats=batch_stats,
-                             opt_state=optim.init_with(state.tx, params, 1.0, 0.0))
+                             opt_state=state.tx.init(params))  # SGD at lr 1, no decay
 
     def training_loss(p, batch_stats):
         variables = {"params": p, **({"batch_stats": batch_stats} if norm == "batch" else {})}
@@ -386,5 +386,5 @@ def test_leaving_zero_label_noise_and_weight_decay_out_changes_nothing(optimizer
     cfg = BASE.replace(optimizer=optimizer, learning_rate=0.1 if optimizer == "sgd" else 0.01)
     key = jax.random.key(5)
     full = _solo(cfg, key)
-    lean = jax.jit(train.make_train(cfg, label_noise=False, weight_decay=False))(key, DATA)
+    lean = jax.jit(train.make_train(cfg, train.Features()))(key, DATA)
     chex.assert_trees_all_close(full, lean, rtol=1e-6, atol=1e-7)

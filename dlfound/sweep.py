@@ -4,7 +4,7 @@ finished cells persist and resume.
     sweep = Sweep(base, grid={"depth": (1, 4), "activation": ("relu", "tanh")},
                   vmapped={"learning_rate": (1e-3, 1e-2)})
     table = run_sweep(sweep, data, seeds=range(5), run_dir=run_dir)
-    acc_SxT = table.history("depth=4,activation=relu", "test_accuracy")
+    acc_SxT = table.history("test_accuracy", depth=4, activation="relu")
 
 Cells are trained by as few compiled programs as the backend's packing policy allows
 (`dlfound.packing`): cells that differ only in packable axes share one program, in which
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import sys
 import time
 from typing import Callable, Mapping, Optional, Sequence, Union
@@ -34,6 +33,7 @@ from dlfound.hyperparams import VMAPPABLE
 from dlfound.packing import PER_LAYER, Pack
 from dlfound.files import from_jsonable, to_jsonable
 from dlfound.results import RunDir
+from dlfound.table import Table
 
 STRUCTURAL = tuple(n for n in config_lib.field_names() if n not in VMAPPABLE + ("seed",))
 
@@ -301,49 +301,3 @@ def _describe(program: Program) -> dict:
             "stack_depth": program.pack.depth, "models": members,
             "models_per_call": ensemble.chunk_size(program.pack, program.data, members),
             "memory_budget_bytes": ensemble.memory_budget_bytes()}
-
-
-class Table:
-    """Query helper over sweep rows: histories and final values as (models, evaluations) arrays."""
-
-    def __init__(self, rows: list[dict]):
-        self.rows = rows
-        self._by_cell: dict[str, list[dict]] = {}
-        for row in rows:
-            self._by_cell.setdefault(row["cell"], []).append(row)
-
-    def cells(self) -> list[str]:
-        return list(self._by_cell)
-
-    def _cell(self, cell: str) -> list[dict]:
-        if cell not in self._by_cell:
-            raise KeyError(f"no results for cell {cell!r}; cells: {', '.join(self._by_cell)}")
-        return self._by_cell[cell]
-
-    def history(self, cell: str, metric: str, *, layer: Optional[int] = None, **member) -> np.ndarray:
-        """Metric per model (rows, matching `member` values such as seed) per evaluation.
-
-        Per-layer metrics (grad_norm, activation_mean, activation_std) need `layer`
-        (negative counts from the output: -1 is the readout for grad_norm).
-        """
-        rows = [r for r in self._cell(cell) if all(math.isclose(r[k], v) for k, v in member.items())]
-        models = sorted({r["model"] for r in rows})
-        evals = sorted({r["eval"] for r in rows})
-        pick = (lambda v: v) if layer is None else (lambda v: v[layer])
-        index = {(r["model"], r["eval"]): pick(r[metric]) for r in rows}
-        return np.array([[index[(m, t)] for t in evals] for m in models], dtype=float)
-
-    def final(self, cell: str, metric: str, *, layer: Optional[int] = None, **member) -> np.ndarray:
-        """Metric at the last evaluation, one value per model."""
-        return self.history(cell, metric, layer=layer, **member)[:, -1]
-
-    def steps(self, cell: str) -> np.ndarray:
-        """Training step of each evaluation."""
-        return self.history(cell, "step")[0]
-
-    def member_values(self, cell: str, name: str) -> np.ndarray:
-        """Per-model value of a member field (seed, learning_rate, status, ...)."""
-        first = {}
-        for r in self._cell(cell):
-            first.setdefault(r["model"], r[name])
-        return np.array([first[m] for m in sorted(first)])

@@ -98,7 +98,7 @@ def peak_excess(widths, test_err, h_int: float, small: int, large: int) -> float
 
 def _errors(table: Table, widths, metric: str, p: float) -> np.ndarray:
     """1 - accuracy, shape (seeds, widths)."""
-    return np.array([1 - table.final(cell_id({"width": w}), metric, label_noise=p) for w in widths]).T
+    return np.array([1 - table.final(metric, label_noise=p, cell=cell_id({"width": w})) for w in widths]).T
 
 
 def _judge_peak(widths, test_err, train_err, small, large, h_n, quick) -> tuple[dict, int | None]:
@@ -186,8 +186,7 @@ def run(ctx: cli.Context) -> dict:
                        for p in levels},
         "train_error": {f"p={p:g}": {w: describe(err[p][1][:, i]) for i, w in enumerate(widths)}
                         for p in levels},
-        "final_train_loss": {f"p={p:g}": {w: float(table.final(cell_id({"width": w}), "train_loss",
-                                                               label_noise=p).mean()) for w in widths}
+        "final_train_loss": {f"p={p:g}": {w: float(table.final("train_loss", label_noise=p, cell=cell_id({"width": w})).mean()) for w in widths}
                              for p in levels},
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }

@@ -168,10 +168,10 @@ def run(ctx: cli.Context) -> dict:
                       quiet=ctx.quiet, on_result=hook)
     best, per_seed = {}, {}
     for t in targets:
-        mse_WxM = np.stack([2 * table.final(cell_id({"dataset": t, "width": w}), "test_loss") for w in widths])
+        mse_WxM = np.stack([2 * table.final("test_loss", cell=cell_id({"dataset": t, "width": w})) for w in widths])
         mse_WxM = np.where(np.isfinite(mse_WxM), mse_WxM, np.inf)
         best[t] = mse_WxM.min(axis=1)
-        seeds = table.member_values(cell_id({"dataset": t, "width": widths[0]}), "seed")
+        seeds = table.member_values("seed", cell=cell_id({"dataset": t, "width": widths[0]}))
         per_seed[t] = np.stack([mse_WxM[:, seeds == s].min(axis=1) for s in np.unique(seeds)])
     variances = {t: float(np.var(np.asarray(d.y_test))) for t, d in datasets.items()}
     verdicts = _judge(best, variances, ctx.cfg.activation, list(widths), ctx.quick)

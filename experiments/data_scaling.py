@@ -161,8 +161,8 @@ def run(ctx: cli.Context) -> dict:
                             {"train_fraction": (f,), "depth": depths}))
     table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     sizes = [math.ceil(f * n) for f in fractions]
-    acc = {d: np.array([table.final(_cell(f, d), "test_accuracy") for f in fractions]).T for d in depths}
-    steps = {f: int(table.steps(_cell(f, depths[0]))[-1]) for f in fractions}
+    acc = {d: np.array([table.final("test_accuracy", cell=_cell(f, d)) for f in fractions]).T for d in depths}
+    steps = {f: int(table.steps(cell=_cell(f, depths[0]))[-1]) for f in fractions}
     mlps = [d for d in depths if d > 0]
     verdicts = [_judge_growth(sizes, acc, names, ctx.quick), _judge_gap(sizes, acc, names, mlps, ctx.quick)]
     plots.lines(ctx.run_dir.file("test_accuracy_vs_train_size.png"), np.array(sizes),
@@ -177,7 +177,7 @@ def run(ctx: cli.Context) -> dict:
         "steps_per_size": {str(s): steps[f] for s, f in zip(sizes, fractions)},
         "test_accuracy": {names[d]: {str(s): describe(acc[d][:, i]) for i, s in enumerate(sizes)}
                           for d in depths},
-        "train_accuracy": {names[d]: {str(s): describe(table.final(_cell(f, d), "train_accuracy"))
+        "train_accuracy": {names[d]: {str(s): describe(table.final("train_accuracy", cell=_cell(f, d)))
                                       for s, f in zip(sizes, fractions)} for d in depths},
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }

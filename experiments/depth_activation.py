@@ -33,7 +33,8 @@ from dlfound import cli, claims, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
+from dlfound.sweep import Sweep, run_sweeps
+from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=4, width=64, activation="relu", optimizer="sgd",
               learning_rate=0.05, batch_size=128, num_epochs=36, eval_every_epochs=2)
@@ -44,31 +45,23 @@ TRAIN_TARGET = 0.60  # Krizhevsky et al. use 25% training error; see the docstri
 SPEED_DEPTHS = (4, 8)  # depths at which T2 compares steps to target (C10's design is depth 4)
 
 
-def _cell(depth: int, activation: str) -> str:
-    return cell_id({"depth": depth, "activation": activation})
-
-
 def _stats(table: Table, depths, acts, metric) -> dict:
-    return {f"{a}/depth={d}": describe(table.final(_cell(d, a), metric)) for a in acts for d in depths}
+    return {f"{a}/depth={d}": describe(table.final(metric, depth=d, activation=a))
+            for a in acts for d in depths}
 
 
-def _grad_ratio(table: Table, cell: str, index: int) -> np.ndarray:
+def _grad_ratio(table: Table, depth: int, activation: str, index: int) -> np.ndarray:
     """First-layer over last-layer gradient norm per seed at evaluation `index`."""
-    first = table.history(cell, "grad_norm", layer=0)[:, index]
-    return first / table.history(cell, "grad_norm", layer=-1)[:, index]
-
-
-def _steps_to(table: Table, cell: str, target: float) -> np.ndarray:
-    acc, steps = table.history(cell, "train_accuracy"), table.steps(cell)
-    return np.array([claims.steps_to_target(a, steps, target) for a in acc], dtype=float)
+    first = table.history("grad_norm", layer=0, depth=depth, activation=activation)[:, index]
+    return first / table.history("grad_norm", layer=-1, depth=depth, activation=activation)[:, index]
 
 
 def _judge_t1(table, depths, acts, logistic_acc, quick) -> list[dict]:
     deep = [d for d in depths if d >= 8] or [max(depths)]
     out = []
     if "sigmoid" in acts and "relu" in acts:
-        ratios = {d: _grad_ratio(table, _cell(d, "sigmoid"), 0) for d in depths}
-        relu = {d: _grad_ratio(table, _cell(d, "relu"), 0) for d in depths}
+        ratios = {d: _grad_ratio(table, d, "sigmoid", 0) for d in depths}
+        relu = {d: _grad_ratio(table, d, "relu", 0) for d in depths}
         shrinks = ratios[max(depths)].max() < 0.1 * min(1.0, relu[max(depths)].min())
         monotone = all(np.median(ratios[a]) > np.median(ratios[b]) for a, b in zip(depths, depths[1:]))
         evidence = "; ".join(f"d={d}: sigmoid {claims.fmt(np.median(ratios[d]))} vs relu "
@@ -82,10 +75,10 @@ def _judge_t1(table, depths, acts, logistic_acc, quick) -> list[dict]:
             quick=quick))
         flags, parts = [], []
         for d in deep:
-            sig = table.final(_cell(d, "sigmoid"), "test_accuracy")
+            sig = table.final("test_accuracy", depth=d, activation="sigmoid")
             for act in ("relu", "gelu"):
                 if act in acts:
-                    other = table.final(_cell(d, act), "test_accuracy")
+                    other = table.final("test_accuracy", depth=d, activation=act)
                     flags.append(bool(np.all(other >= sig + 0.10)))
                     parts.append(f"d={d} {act} {claims.fmt(other.mean())} vs sigmoid {claims.fmt(sig.mean())}")
         out.append(claims.judge(
@@ -93,9 +86,10 @@ def _judge_t1(table, depths, acts, logistic_acc, quick) -> list[dict]:
             "test accuracy >= sigmoid + 10 points in every seed at every depth >= 8", all(flags),
             "mean test accuracy: " + "; ".join(parts), quick=quick))
     if "identity" in acts:
-        gaps = {d: table.final(_cell(d, "identity"), "test_accuracy").mean() - logistic_acc.mean()
+        gaps = {d: table.final("test_accuracy", depth=d, activation="identity").mean() - logistic_acc.mean()
                 for d in depths}
-        relu_gain = (table.final(_cell(max(depths), "relu"), "test_accuracy").mean() - logistic_acc.mean()
+        relu_gain = (table.final("test_accuracy", depth=max(depths), activation="relu").mean()
+                     - logistic_acc.mean()
                      if "relu" in acts else float("nan"))
         out.append(claims.judge(
             "T1", "Without nonlinearity a deep MLP performs like logistic regression at every depth",
@@ -113,7 +107,8 @@ def _judge_t2(table, depths, acts, quick) -> dict:
     rivals = [a for a in ("tanh", "sigmoid") if a in acts]
     passed, parts, numbers = True, [], {}
     for depth in depths:
-        steps = {a: _steps_to(table, _cell(depth, a), TRAIN_TARGET) for a in acts if a != "identity"}
+        steps = {a: table.steps_to("train_accuracy", TRAIN_TARGET, depth=depth, activation=a)
+                 for a in acts if a != "identity"}
         ratio = min(claims.ratio(np.median(steps[a]), np.median(steps["relu"])) for a in rivals)
         if depth in judged:
             passed &= bool(all(np.all(steps["relu"] < steps[a]) for a in rivals) and ratio >= 1.5)
@@ -128,18 +123,19 @@ def _judge_t2(table, depths, acts, quick) -> dict:
 
 
 def _plots(ctx, table, depths, acts) -> None:
-    acc = np.array([[table.final(_cell(d, a), "test_accuracy").mean() for a in acts] for d in depths])
-    std = np.array([[table.final(_cell(d, a), "test_accuracy").std() for a in acts] for d in depths])
+    finals = [[table.final("test_accuracy", depth=d, activation=a) for a in acts] for d in depths]
+    acc = np.array([[f.mean() for f in row] for row in finals])
+    std = np.array([[f.std() for f in row] for row in finals])
     plots.heatmap(ctx.run_dir.file("test_accuracy_heatmap.png"), acc, std,
                   [f"depth {d}" for d in depths], list(acts), "Test accuracy (mean ± std over seeds)")
     deepest = max(depths)
     plots.curves_with_bands(
-        ctx.run_dir.file("train_accuracy_curves.png"), table.steps(_cell(deepest, acts[0])),
-        {a: table.history(_cell(deepest, a), "train_accuracy") for a in acts},
+        ctx.run_dir.file("train_accuracy_curves.png"), table.steps(depth=deepest, activation=acts[0]),
+        {a: table.history("train_accuracy", depth=deepest, activation=a) for a in acts},
         "step", "train accuracy", f"Depth {deepest}: training accuracy (band: min-max over seeds)")
     plots.lines(
         ctx.run_dir.file("gradient_ratio_vs_depth.png"), np.array(depths),
-        {a: np.array([_grad_ratio(table, _cell(d, a), 0) for d in depths]).T for a in acts if a != "identity"},
+        {a: np.array([_grad_ratio(table, d, a, 0) for d in depths]).T for a in acts if a != "identity"},
         "depth", "first/last layer gradient norm at init", "Vanishing gradients", logy=True)
 
 
@@ -154,15 +150,16 @@ def run(ctx: cli.Context) -> dict:
     acts = QUICK["activations"] if ctx.quick else ACTIVATIONS
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     table = run_sweeps(sweeps(ctx.cfg, depths, acts), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    logistic = table.final(_cell(0, "identity"), "test_accuracy")
+    logistic = table.final("test_accuracy", depth=0, activation="identity")
     verdicts = _judge_t1(table, depths, acts, logistic, ctx.quick) + [_judge_t2(table, depths, acts, ctx.quick)]
     _plots(ctx, table, depths, acts)
     metrics = {
         "logistic_test_accuracy": describe(logistic),
         "test_accuracy": _stats(table, depths, acts, "test_accuracy"),
         "train_accuracy": _stats(table, depths, acts, "train_accuracy"),
-        "steps_to_train_target": {f"{a}/depth={d}": _steps_to(table, _cell(d, a), TRAIN_TARGET).tolist()
-                                  for a in acts for d in depths},
+        "steps_to_train_target": {
+            f"{a}/depth={d}": table.steps_to("train_accuracy", TRAIN_TARGET, depth=d, activation=a).tolist()
+            for a in acts for d in depths},
         "init_by_activation": {a: Config(activation=a).resolved_init for a in acts},
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }

@@ -156,13 +156,13 @@ def run(ctx: cli.Context) -> dict:
         rows += [dict(r, cell=cell) for r in run_sweep(Sweep(cell_cfg, grid), cell_data, ctx.seeds, ctx.run_dir,
                                                         quiet=ctx.quiet).rows]
     table = Table(rows)
-    mlp, logistic = table.final(MLP_CELL, "test_accuracy"), table.final(LOGISTIC_CELL, "test_accuracy")
-    mlp_shuffled = table.final(SHUFFLED_CELL, "test_accuracy")
+    mlp, logistic = table.final("test_accuracy", cell=MLP_CELL), table.final("test_accuracy", cell=LOGISTIC_CELL)
+    mlp_shuffled = table.final("test_accuracy", cell=SHUFFLED_CELL)
     pair = permutation_pair(cfg, data, ctx.seeds[0], perm)
-    plots.curves_with_bands(ctx.run_dir.file("test_accuracy_curves.png"), table.steps(MLP_CELL),
-                            {"MLP 40-100-100-10": table.history(MLP_CELL, "test_accuracy"),
-                             "MLP, shuffled inputs": table.history(SHUFFLED_CELL, "test_accuracy"),
-                             "logistic regression": table.history(LOGISTIC_CELL, "test_accuracy")},
+    plots.curves_with_bands(ctx.run_dir.file("test_accuracy_curves.png"), table.steps(cell=MLP_CELL),
+                            {"MLP 40-100-100-10": table.history("test_accuracy", cell=MLP_CELL),
+                             "MLP, shuffled inputs": table.history("test_accuracy", cell=SHUFFLED_CELL),
+                             "logistic regression": table.history("test_accuracy", cell=LOGISTIC_CELL)},
                             "step", "test accuracy", f"{cfg.dataset}: MLP vs logistic regression")
     epochs = np.arange(1, len(pair["max_abs_diff"]) + 1)
     plots.lines(ctx.run_dir.file("permutation_divergence.png"), epochs,
@@ -173,11 +173,11 @@ def run(ctx: cli.Context) -> dict:
     inputs = int(np.prod(data.input_shape))
     metrics = {"mlp_test_accuracy": describe(mlp), "logistic_test_accuracy": describe(logistic),
                "mlp_shuffled_test_accuracy": describe(mlp_shuffled),
-               "mlp_train_accuracy": describe(table.final(MLP_CELL, "train_accuracy")),
-               "logistic_train_accuracy": describe(table.final(LOGISTIC_CELL, "train_accuracy")),
+               "mlp_train_accuracy": describe(table.final("train_accuracy", cell=MLP_CELL)),
+               "logistic_train_accuracy": describe(table.final("train_accuracy", cell=LOGISTIC_CELL)),
                "mlp_params": count_params(inputs, cfg.widths, data.num_classes),
                "logistic_params": count_params(inputs, (), data.num_classes),
-               "steps": int(table.steps(MLP_CELL)[-1]), "published": PUBLISHED,
+               "steps": int(table.steps(cell=MLP_CELL)[-1]), "published": PUBLISHED,
                "permutation_max_abs_diff_by_epoch": pair["max_abs_diff"].tolist(),
                "permutation_agreement_by_epoch": pair["agreement"].tolist()}
     return {"metrics": metrics, "claims": _judge(logistic, mlp, mlp_shuffled, pair,

@@ -213,16 +213,12 @@ def _judge_init(stats: dict, budget: dict, quick: bool) -> list[dict]:
 
 # ----------------------------------------------------------------------------- parts 2-5: training
 
-def _steps_to(table: Table, cell: str, target: float) -> np.ndarray:
-    return np.asarray(claims.steps_to_target(table.history(cell, "train_accuracy"), table.steps(cell), target),
-                      dtype=float).reshape(-1)
-
-
 def _judge_training(table: Table, budget: dict, quick: bool) -> list[dict]:
     deep, control = budget["deep"], budget["control"]
     cell = {(d, s): cell_id({"depth": d, "init": s}) for d in (deep, control) for s in TRAIN_SCHEMES}
-    steps = {k: _steps_to(table, c, TRAIN_TARGET) for k, c in cell.items() if c in table.cells()}
-    final = {k: table.final(c, "train_accuracy") for k, c in cell.items() if c in table.cells()}
+    steps = {k: table.steps_to("train_accuracy", TRAIN_TARGET, cell=c) for k, c in cell.items()
+             if c in table.cells()}
+    final = {k: table.final("train_accuracy", cell=c) for k, c in cell.items() if c in table.cells()}
     he, glorot = steps[(deep, "he")], steps[(deep, "glorot")]
     ratio = claims.ratio(np.median(glorot), np.median(he))
     fmt_steps = lambda s: claims.fmt(s.tolist())
@@ -243,7 +239,7 @@ def _judge_training(table: Table, budget: dict, quick: bool) -> list[dict]:
         "steps to target: " + ", ".join(f"{s} {fmt_steps(v)}" for s, v in zip(CONTROL_SCHEMES, ctrl)),
         {s: v.tolist() for s, v in zip(CONTROL_SCHEMES, ctrl)}, quick=quick)
     small = final[(deep, "small_normal")]
-    grad0 = table.history(cell[(deep, "small_normal")], "grad_norm", layer=0)[:, 0]
+    grad0 = table.history("grad_norm", layer=0, cell=cell[(deep, "small_normal")])[:, 0]
     e = claims.judge(
         "T4", f"A fixed small init N(0, 0.01^2) stalls a {deep}-layer ReLU MLP (He et al. 2015: std 0.01 "
         "fails for > 8 layers)",
@@ -273,8 +269,8 @@ def _judge_zero(ctx, table: Table, quick: bool) -> dict:
     sym = json.loads(ctx.run_dir.file(SYMMETRY_FILE).read_text())
     spread = np.max(np.array(sym["spread"]), axis=0)  # per seed, worst hidden layer
     moved = np.min(np.array(sym["kernel_norm"]), axis=0)
-    zero = table.final("init=zeros", "train_accuracy")
-    glorot = table.final("init=glorot", "train_accuracy")
+    zero = table.final("train_accuracy", cell="init=zeros")
+    glorot = table.final("train_accuracy", cell="init=glorot")
     passed = bool(np.all(spread <= SYMMETRY_TOLERANCE) and np.all(moved > 1e-3) and np.all(zero <= glorot - 0.10))
     return claims.judge(
         "T4", "Zero init never breaks the symmetry: all hidden units of a layer stay identical after training",
@@ -289,10 +285,10 @@ def _judge_zero(ctx, table: Table, quick: bool) -> dict:
 
 
 def _judge_saturation(table: Table, cell: str, depth: int, at_step: int, quick: bool) -> tuple[dict, dict]:
-    steps = table.steps(cell)
+    steps = table.steps(cell=cell)
     index = int(np.argmax(steps >= at_step)) if np.any(steps >= at_step) else len(steps) - 1
-    means = np.stack([table.history(cell, "activation_mean", layer=i)[:, index] for i in range(depth)], axis=1)
-    acc = table.history(cell, "train_accuracy")[:, index]
+    means = np.stack([table.history("activation_mean", layer=i, cell=cell)[:, index] for i in range(depth)], axis=1)
+    acc = table.history("train_accuracy", cell=cell)[:, index]
     top, lower = means[:, -1], means[:, :-1]
     ordered = np.all(np.diff(lower, axis=1) > 0, axis=1)
     passed = bool(np.all(top < 0.15) and np.all(lower >= 0.49) and np.all(ordered) and np.all(acc < 0.2))
@@ -312,8 +308,8 @@ def _judge_saturation(table: Table, cell: str, depth: int, at_step: int, quick: 
 def _judge_table1(table: Table, acts, quick: bool) -> dict:
     flags, parts, numbers = [], [], {}
     for act in acts:
-        std = table.final(cell_id({"activation": act, "init": "std_uniform"}), "test_accuracy")
-        norm = table.final(cell_id({"activation": act, "init": "glorot"}), "test_accuracy")
+        std = table.final("test_accuracy", cell=cell_id({"activation": act, "init": "std_uniform"}))
+        norm = table.final("test_accuracy", cell=cell_id({"activation": act, "init": "glorot"}))
         flags.append(bool(np.all(norm >= std + 0.05)))
         parts.append(f"{act}: N {claims.fmt(norm)} vs standard {claims.fmt(std)}")
         numbers[act] = {"normalized": norm.tolist(), "standard": std.tolist()}
@@ -359,19 +355,19 @@ def _plots(ctx, stats, table, budget, sat_cell, table1_acts) -> None:
     _init_figure(ctx.run_dir.file("init_activation_and_gradient_rms.png"), stats, budget)
     deep = budget["deep"]
     cells = {s: cell_id({"depth": deep, "init": s}) for s in TRAIN_SCHEMES}
-    plots.curves_with_bands(ctx.run_dir.file("train_accuracy_deep.png"), table["train"].steps(cells["he"]),
-                            {s: table["train"].history(c, "train_accuracy") for s, c in cells.items()},
+    plots.curves_with_bands(ctx.run_dir.file("train_accuracy_deep.png"), table["train"].steps(cell=cells["he"]),
+                            {s: table["train"].history("train_accuracy", cell=c) for s, c in cells.items()},
                             "step", "train accuracy", f"Depth {deep} ReLU MLP: training accuracy by init")
     sat = table["saturation"]
-    plots.curves_with_bands(ctx.run_dir.file("sigmoid_saturation.png"), sat.steps(sat_cell),
-                            {f"layer {i + 1}": sat.history(sat_cell, "activation_mean", layer=i)
+    plots.curves_with_bands(ctx.run_dir.file("sigmoid_saturation.png"), sat.steps(cell=sat_cell),
+                            {f"layer {i + 1}": sat.history("activation_mean", layer=i, cell=sat_cell)
                              for i in range(budget["saturation"]["depth"])},
                             "step", "mean activation", "Sigmoid MLP, standard init: mean activation per layer")
     t1 = table["table1"]
     plots.curves_with_bands(ctx.run_dir.file("normalized_init_test_accuracy.png"),
-                            t1.steps(cell_id({"activation": table1_acts[0], "init": "glorot"})),
+                            t1.steps(cell=cell_id({"activation": table1_acts[0], "init": "glorot"})),
                             {f"{a} {'N' if i == 'glorot' else 'standard'}":
-                             t1.history(cell_id({"activation": a, "init": i}), "test_accuracy")
+                             t1.history("test_accuracy", cell=cell_id({"activation": a, "init": i}))
                              for a in table1_acts for i in ("std_uniform", "glorot")},
                             "step", "test accuracy", "Depth 5: normalized vs standard init")
 
@@ -427,11 +423,12 @@ def run(ctx: cli.Context) -> dict:
         "init_rms_ratio": {s: describe(stats["rms"][s][:, layer] / stats["input_rms"]) for s in SCHEMES},
         "init_rms_ratio_predicted": {s: math.sqrt(stats["predicted_ms"][s][layer]) / stats["input_rms"]
                                      for s in SCHEMES},
-        "final_train_accuracy": {c: describe(train.final(c, "train_accuracy")) for c in train.cells()},
-        "final_test_accuracy": {c: describe(train.final(c, "test_accuracy")) for c in train.cells()},
-        "steps_to_50pct_train": {c: _steps_to(train, c, TRAIN_TARGET).tolist() for c in train.cells()},
+        "final_train_accuracy": {c: describe(train.final("train_accuracy", cell=c)) for c in train.cells()},
+        "final_test_accuracy": {c: describe(train.final("test_accuracy", cell=c)) for c in train.cells()},
+        "steps_to_50pct_train": {c: train.steps_to("train_accuracy", TRAIN_TARGET, cell=c).tolist()
+                                 for c in train.cells()},
         "saturation": sat_metrics,
-        "table1_test_accuracy": {c: describe(tables["table1"].final(c, "test_accuracy"))
+        "table1_test_accuracy": {c: describe(tables["table1"].final("test_accuracy", cell=c))
                                  for c in tables["table1"].cells()},
         "configs": {"train": train_cfg.to_dict(), "zero": zero_cfg.to_dict(), "saturation": sat_cfg.to_dict(),
                     "table1": t1_cfg.to_dict()},

@@ -76,7 +76,7 @@ def best_rate(final_loss_by_rate: dict) -> float:
 
 def _at_best(table: Table, residual: bool, depth: int, lrs) -> tuple[float, np.ndarray]:
     cell = _cell(residual, depth)
-    by_rate = {lr: table.final(cell, "train_loss", learning_rate=lr) for lr in lrs}
+    by_rate = {lr: table.final("train_loss", learning_rate=lr, cell=cell) for lr in lrs}
     lr = best_rate(by_rate)
     return lr, np.where(np.isfinite(by_rate[lr]), by_rate[lr], np.inf)
 
@@ -133,8 +133,8 @@ def _plots(ctx, table: Table, best: dict, budget: dict) -> None:
     for name, res in (("plain", False), ("residual", True)):
         for d in (budget["shallow"], deepest):
             lr = best[(res, d)][0]
-            series[f"{name} L={d} (lr {lr:g})"] = table.history(_cell(res, d), "train_loss", learning_rate=lr)
-    plots.curves_with_bands(ctx.run_dir.file("train_loss_curves.png"), table.steps(_cell(False, deepest)), series,
+            series[f"{name} L={d} (lr {lr:g})"] = table.history("train_loss", learning_rate=lr, cell=_cell(res, d))
+    plots.curves_with_bands(ctx.run_dir.file("train_loss_curves.png"), table.steps(cell=_cell(False, deepest)), series,
                             "step", "train loss", "Training loss at each cell's best learning rate", logy=True)
 
 
@@ -152,14 +152,14 @@ def run(ctx: cli.Context) -> dict:
     metrics = {
         "best_learning_rate": {_cell(r, d): v[0] for (r, d), v in best.items()},
         "final_train_loss_at_best_lr": {_cell(r, d): v[1].tolist() for (r, d), v in best.items()},
-        "final_train_loss_by_lr": {_cell(r, d): {str(lr): table.final(_cell(r, d), "train_loss", learning_rate=lr)
+        "final_train_loss_by_lr": {_cell(r, d): {str(lr): table.final("train_loss", learning_rate=lr, cell=_cell(r, d))
                                                  .tolist() for lr in lrs} for r in (False, True)
                                    for d in budget["depths"]},
         "final_train_accuracy_at_best_lr": {
-            _cell(r, d): table.final(_cell(r, d), "train_accuracy", learning_rate=v[0]).tolist()
+            _cell(r, d): table.final("train_accuracy", learning_rate=v[0], cell=_cell(r, d)).tolist()
             for (r, d), v in best.items()},
         "final_test_accuracy_at_best_lr": {
-            _cell(r, d): table.final(_cell(r, d), "test_accuracy", learning_rate=v[0]).tolist()
+            _cell(r, d): table.final("test_accuracy", learning_rate=v[0], cell=_cell(r, d)).tolist()
             for (r, d), v in best.items()},
         "config": cfg.to_dict(),
     }

@@ -75,12 +75,12 @@ def gelu_vs_best(medians: dict) -> tuple[float, str]:
 
 
 def _judge(table: Table, acts, rate: float, index: int, label: str, net: str, quick: bool) -> dict:
-    curves = {a: table.history(_cell(a), "train_loss", dropout_rate=rate) for a in acts}
+    curves = {a: table.history("train_loss", dropout_rate=rate, cell=_cell(a)) for a in acts}
     losses = {a: c[:, index] for a, c in curves.items()}
     medians = {a: float(np.median(v)) for a, v in losses.items()}
     over_run = {a: float(np.median(c[:, 1:].mean(axis=1))) for a, c in curves.items()}
     ratio, best = gelu_vs_best(medians)
-    step = int(table.steps(_cell(acts[0]))[index])
+    step = int(table.steps(cell=_cell(acts[0]))[index])
     return claims.judge(
         "T3", f"GELU matches or beats ReLU and ELU in a {net} MLP with Adam ({label})",
         f"median training loss over seeds at step {step}: GELU <= {TOLERANCE} x min(ReLU, ELU) "
@@ -98,27 +98,27 @@ def _summaries(table: Table, acts, indices: dict) -> dict:
     out = {}
     for rate in DROPOUT_RATES:
         for a in acts:
-            loss = table.history(_cell(a), "train_loss", dropout_rate=rate)
+            loss = table.history("train_loss", dropout_rate=rate, cell=_cell(a))
             out[f"{a}/dropout={rate}"] = {
                 **{f"median_train_loss_at_{name}": float(np.median(loss[:, i])) for name, i in indices.items()},
                 "mean_train_loss_over_run": describe(loss[:, 1:].mean(axis=1)),
-                "final_batch_loss": describe(table.final(_cell(a), "batch_loss", dropout_rate=rate)),
-                "final_test_accuracy": describe(table.final(_cell(a), "test_accuracy", dropout_rate=rate)),
+                "final_batch_loss": describe(table.final("batch_loss", dropout_rate=rate, cell=_cell(a))),
+                "final_test_accuracy": describe(table.final("test_accuracy", dropout_rate=rate, cell=_cell(a))),
             }
     return out
 
 
 def _plots(ctx, table: Table, acts, net: str) -> None:
-    steps = table.steps(_cell(acts[0]))
+    steps = table.steps(cell=_cell(acts[0]))
     for rate in DROPOUT_RATES:
         plots.curves_with_bands(
             ctx.run_dir.file(f"train_loss_dropout{rate:g}.png"), steps,
-            {a: table.history(_cell(a), "train_loss", dropout_rate=rate) for a in acts},
+            {a: table.history("train_loss", dropout_rate=rate, cell=_cell(a)) for a in acts},
             "step", "training loss (clean, whole training set)",
             f"{net} MLP, Adam, dropout {rate:g}: training loss", logy=True)
         plots.curves_with_bands(
             ctx.run_dir.file(f"test_accuracy_dropout{rate:g}.png"), steps,
-            {a: table.history(_cell(a), "test_accuracy", dropout_rate=rate) for a in acts},
+            {a: table.history("test_accuracy", dropout_rate=rate, cell=_cell(a)) for a in acts},
             "step", "test accuracy", f"{net} MLP, Adam, dropout {rate:g}: test accuracy")
 
 
@@ -127,7 +127,7 @@ def run(ctx: cli.Context) -> dict:
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     sweep = Sweep(ctx.cfg, {"activation": acts}, {"dropout_rate": DROPOUT_RATES})
     table = run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    steps = table.steps(_cell(acts[0]))
+    steps = table.steps(cell=_cell(acts[0]))
     early, final = eval_index(steps, EARLY_STEP), len(steps) - 1
     net = f"depth-{ctx.cfg.depth}, width-{ctx.cfg.width}"
     verdicts = [_judge(table, acts, DROPOUT_RATES[0], early, "without dropout, early training", net, ctx.quick),

@@ -83,12 +83,12 @@ def _label(norm) -> str:
 
 
 def _steps(table: Table, cell: str, metric: str, target: float, lr: float) -> np.ndarray:
-    values = table.history(cell, metric, learning_rate=lr)
-    return np.asarray(claims.steps_to_target(values, table.steps(cell), target), dtype=float).reshape(-1)
+    values = table.history(metric, learning_rate=lr, cell=cell)
+    return np.asarray(claims.steps_to_target(values, table.steps(cell=cell), target), dtype=float).reshape(-1)
 
 
 def _diverged(table: Table, cell: str, lr: float) -> np.ndarray:
-    loss = table.history(cell, "train_loss", learning_rate=lr)
+    loss = table.history("train_loss", learning_rate=lr, cell=cell)
     return ~np.all(np.isfinite(loss), axis=1)
 
 
@@ -101,8 +101,8 @@ def _net_summary(table: Table, net: str, lrs) -> dict:
         out[_label(norm)] = {lr: {
             "steps_to_train_target": _steps(table, cell, "train_accuracy", target, lr),
             "steps_to_test_50": _steps(table, cell, "test_accuracy", TEST_TARGET, lr),
-            "final_test": table.final(cell, "test_accuracy", learning_rate=lr),
-            "final_train": table.final(cell, "train_accuracy", learning_rate=lr),
+            "final_test": table.final("test_accuracy", learning_rate=lr, cell=cell),
+            "final_train": table.final("train_accuracy", learning_rate=lr, cell=cell),
             "diverged": _diverged(table, cell, lr),
         } for lr in lrs}
     return out
@@ -179,16 +179,16 @@ def _judge_best_rate(summary: dict, net: str, lrs, quick: bool) -> dict:
 def _plots(ctx, table: Table, nets, lrs) -> None:
     for net in nets:
         cells = {norm: _cell(net, norm) for norm in NORMS}
-        steps = table.steps(cells[None])
+        steps = table.steps(cell=cells[None])
         name = "{depth} x {width} {activation}".format(**NETS[net][0])
         plots.curves_with_bands(
             ctx.run_dir.file(f"{net}_test_accuracy.png"), steps,
-            {f"{_label(n)}, lr {lr}": table.history(c, "test_accuracy", learning_rate=lr)
+            {f"{_label(n)}, lr {lr}": table.history("test_accuracy", learning_rate=lr, cell=c)
              for n, c in cells.items() for lr in lrs},
             "step", "test accuracy", f"{name} MLP with and without batch norm")
         plots.lines(
             ctx.run_dir.file(f"{net}_final_train_accuracy_vs_lr.png"), np.array(lrs),
-            {_label(n): np.stack([table.final(c, "train_accuracy", learning_rate=lr) for lr in lrs], axis=1)
+            {_label(n): np.stack([table.final("train_accuracy", learning_rate=lr, cell=c) for lr in lrs], axis=1)
              for n, c in cells.items()},
             "learning rate", "final train accuracy", f"{name} MLP: stability across learning rates", logx=True)
 

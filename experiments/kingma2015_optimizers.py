@@ -86,7 +86,7 @@ def best_rate(final_losses_SxL, rates) -> tuple[int, float]:
 
 def _final_by_rate(table: Table, opt: str, rates) -> np.ndarray:
     """Final clean training loss, seeds x learning rates."""
-    return np.stack([table.final(_cell(opt), "train_loss", learning_rate=lr) for lr in rates], axis=1)
+    return np.stack([table.final("train_loss", learning_rate=lr, cell=_cell(opt)) for lr in rates], axis=1)
 
 
 def _select(table: Table, grids: dict) -> dict:
@@ -95,7 +95,7 @@ def _select(table: Table, grids: dict) -> dict:
         finals = _final_by_rate(table, opt, rates)
         index, lr = best_rate(finals, rates)
         out[opt] = {"learning_rate": lr, "at_grid_edge": len(rates) > 1 and index in (0, len(rates) - 1),
-                    "curves": table.history(_cell(opt), "train_loss", learning_rate=lr),
+                    "curves": table.history("train_loss", learning_rate=lr, cell=_cell(opt)),
                     "final": finals[:, index],
                     "median_final_by_rate": {f"{r:g}": float(np.median(finals[:, i])) for i, r in enumerate(rates)}}
     return out
@@ -161,15 +161,14 @@ def run(ctx: cli.Context) -> dict:
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     sweeps = [Sweep(ctx.cfg, {"optimizer": (opt,)}, {"learning_rate": rates}) for opt, rates in grids.items()]
     table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    steps = table.steps(_cell("adam"))
+    steps = table.steps(cell=_cell("adam"))
     best = _select(table, grids)
     verdicts = [_judge_best(best, ctx.quick), _judge_speed(best, steps, ctx.quick)]
     _plots(ctx, table, best, grids, steps)
     metrics = {
         opt: {"best_learning_rate": b["learning_rate"], "best_rate_at_grid_edge": b["at_grid_edge"],
               "final_train_loss": describe(b["final"]), "median_final_train_loss_by_rate": b["median_final_by_rate"],
-              "final_test_accuracy": describe(table.final(_cell(opt), "test_accuracy",
-                                                          learning_rate=b["learning_rate"]))}
+              "final_test_accuracy": describe(table.final("test_accuracy", learning_rate=b["learning_rate"], cell=_cell(opt)))}
         for opt, b in best.items()}
     metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
     return {"metrics": metrics, "claims": verdicts}

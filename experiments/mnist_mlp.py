@@ -42,10 +42,10 @@ def _print_like_the_seed(table: Table, seeds, file=sys.stdout) -> None:
     """Per-epoch lines in the seed's format, for each seed."""
     for m, seed in enumerate(seeds):
         print(f"seed {seed}", file=file)
-        loss = table.history(MLP_CELL, "batch_loss")[m]
-        train_acc = table.history(MLP_CELL, "train_accuracy")[m]
-        test_loss = table.history(MLP_CELL, "test_loss")[m]
-        test_acc = table.history(MLP_CELL, "test_accuracy")[m]
+        loss = table.history("batch_loss", cell=MLP_CELL)[m]
+        train_acc = table.history("train_accuracy", cell=MLP_CELL)[m]
+        test_loss = table.history("test_loss", cell=MLP_CELL)[m]
+        test_acc = table.history("test_accuracy", cell=MLP_CELL)[m]
         for epoch in range(1, len(loss)):
             print(f"Epoch {epoch} Training: Avg Loss={loss[epoch]:.4f}, "
                   f"Accuracy={100 * train_acc[epoch]:.2f}% (full pass after the epoch)", file=file)
@@ -114,16 +114,16 @@ def run(ctx: cli.Context) -> dict:
     if not ctx.quiet:
         _print_like_the_seed(table, ctx.seeds)
     _first_layer_picture(ctx, data.input_shape)
-    mlp_acc, logistic_acc = table.final(MLP_CELL, "test_accuracy"), table.final(LOGISTIC_CELL, "test_accuracy")
-    plots.curves_with_bands(ctx.run_dir.file("test_accuracy_curves.png"), table.steps(MLP_CELL),
-                            {"MLP": table.history(MLP_CELL, "test_accuracy"),
-                             "logistic regression": table.history(LOGISTIC_CELL, "test_accuracy")},
+    mlp_acc, logistic_acc = table.final("test_accuracy", cell=MLP_CELL), table.final("test_accuracy", cell=LOGISTIC_CELL)
+    plots.curves_with_bands(ctx.run_dir.file("test_accuracy_curves.png"), table.steps(cell=MLP_CELL),
+                            {"MLP": table.history("test_accuracy", cell=MLP_CELL),
+                             "logistic regression": table.history("test_accuracy", cell=LOGISTIC_CELL)},
                             "step", "test accuracy", f"{ctx.cfg.dataset}: test accuracy over seeds")
-    metrics = {"num_epochs": recipe.num_epochs, "num_updates": int(table.steps(MLP_CELL)[-1]),
+    metrics = {"num_epochs": recipe.num_epochs, "num_updates": int(table.steps(cell=MLP_CELL)[-1]),
                "test_accuracy": float(mlp_acc.mean()), "test_accuracy_by_seed": mlp_acc.tolist(),
                "test_accuracy_stats": describe(mlp_acc), "logistic_test_accuracy": float(logistic_acc.mean()),
                "logistic_test_accuracy_by_seed": logistic_acc.tolist(),
-               "train_accuracy": float(table.final(MLP_CELL, "train_accuracy").mean())}
+               "train_accuracy": float(table.final("train_accuracy", cell=MLP_CELL).mean())}
     return {"metrics": metrics, "claims": [_judge(ctx.cfg.dataset, recipe.num_epochs, mlp_acc, logistic_acc, ctx.quick)]}
 
 

@@ -169,7 +169,7 @@ def _xor(ctx, budget) -> dict:
     result = _train_runs(keys, x, y, budget["xor_epochs"])
     cycle_epoch, period, cycle_mistakes = fixed_order_cycle(x, y, budget["xor_epochs"])
     table = run_sweep(Sweep(ctx.cfg), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    logistic = table.history("base", "train_accuracy")
+    logistic = table.history("train_accuracy", cell="base")
     return {"x": np.asarray(x), "y": np.asarray(y), "accuracy": np.asarray(result.epoch_accuracy),
             "converged": np.asarray(result.converged), "updates": np.asarray(result.num_updates),
             "cycle_epoch": cycle_epoch, "period": period, "cycle_mistakes": cycle_mistakes,

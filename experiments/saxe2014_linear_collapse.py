@@ -198,9 +198,9 @@ def _judge_collapse(init_errors, trained_errors, quick) -> dict:
 
 
 def _judge_accuracy(table, depths, dataset, quick) -> list[dict]:
-    logistic = table.final(_cell(0, "identity"), "test_accuracy")
-    ident = {d: table.final(_cell(d, "identity"), "test_accuracy") for d in depths}
-    relu = {d: table.final(_cell(d, "relu"), "test_accuracy") for d in depths}
+    logistic = table.final("test_accuracy", cell=_cell(0, "identity"))
+    ident = {d: table.final("test_accuracy", cell=_cell(d, "identity")) for d in depths}
+    relu = {d: table.final("test_accuracy", cell=_cell(d, "relu")) for d in depths}
     gaps = {d: float(ident[d].mean() - logistic.mean()) for d in depths}
     gains = {d: float(relu[d].mean() - logistic.mean()) for d in depths}
     margin = RELU_MARGIN.get(dataset, 0.03)
@@ -244,10 +244,10 @@ def _judge_dynamics(random_t, decoupled_t, quick) -> dict:
 
 
 def _plots(ctx, table, depths, random_u, decoupled_u, steps) -> None:
-    logistic = table.final(_cell(0, "identity"), "test_accuracy")
+    logistic = table.final("test_accuracy", cell=_cell(0, "identity"))
     series = {"logistic regression": np.repeat(logistic[:, None], len(depths), 1)}
     for act in ("identity", "relu"):
-        series[act] = np.stack([table.final(_cell(d, act), "test_accuracy") for d in depths], 1)
+        series[act] = np.stack([table.final("test_accuracy", cell=_cell(d, act)) for d in depths], 1)
     plots.lines(ctx.run_dir.file("test_accuracy_vs_depth.png"), np.array(depths), series, "depth",
                 "test accuracy", f"{ctx.cfg.dataset}: a linear MLP of any depth is logistic regression", logx=True)
     t = np.arange(1, steps + 1)
@@ -292,10 +292,10 @@ def run(ctx: cli.Context) -> dict:
     metrics = {
         "collapse_error_at_init": {d: e for d, (e, _) in init_errors.items()},
         "collapse_error_trained": {d: [e for e, _ in es] for d, es in trained_errors.items()},
-        "logistic_test_accuracy": describe(table.final(_cell(0, "identity"), "test_accuracy")),
-        "test_accuracy": {f"{a}/depth={d}": describe(table.final(_cell(d, a), "test_accuracy"))
+        "logistic_test_accuracy": describe(table.final("test_accuracy", cell=_cell(0, "identity"))),
+        "test_accuracy": {f"{a}/depth={d}": describe(table.final("test_accuracy", cell=_cell(d, a)))
                           for a in ("identity", "relu") for d in depths},
-        "train_accuracy": {f"{a}/depth={d}": describe(table.final(_cell(d, a), "train_accuracy"))
+        "train_accuracy": {f"{a}/depth={d}": describe(table.final("train_accuracy", cell=_cell(d, a)))
                            for a in ("identity", "relu") for d in depths},
         "half_times_random_init": random_t.tolist(),
         "half_times_decoupled": decoupled_t.tolist(),

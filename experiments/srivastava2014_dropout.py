@@ -48,7 +48,7 @@ CELL = "base"
 
 def by_rate(table: Table, metric: str, rates) -> np.ndarray:
     """Final `metric`, seeds x rates."""
-    return np.stack([table.final(CELL, metric, dropout_rate=r) for r in rates], axis=1)
+    return np.stack([table.final(metric, dropout_rate=r, cell=CELL) for r in rates], axis=1)
 
 
 def paired_gain(with_SxR, rates, rate: float) -> np.ndarray:
@@ -92,11 +92,11 @@ def _plots(ctx, table: Table, rates, test, gap) -> None:
                 "dropout rate", "test error", f"{ctx.cfg.depth} x {ctx.cfg.width} ReLU MLP: test error vs dropout rate")
     plots.lines(ctx.run_dir.file("gap_vs_dropout.png"), x, {"train - test accuracy": gap},
                 "dropout rate", "train - test accuracy", "Overfitting (generalization gap) vs dropout rate")
-    steps = table.steps(CELL)
+    steps = table.steps(cell=CELL)
     for metric in ("test_accuracy", "train_loss"):
         plots.curves_with_bands(
             ctx.run_dir.file(f"{metric}_curves.png"), steps,
-            {f"dropout {r:g}": table.history(CELL, metric, dropout_rate=r) for r in rates},
+            {f"dropout {r:g}": table.history(metric, dropout_rate=r, cell=CELL) for r in rates},
             "step", metric.replace("_", " "), f"{metric.replace('_', ' ')} by dropout rate",
             logy=metric == "train_loss")
 
@@ -111,7 +111,7 @@ def run(ctx: cli.Context) -> dict:
     _plots(ctx, table, rates, test, gap)
     metrics = {f"dropout={r:g}": {"test_accuracy": describe(test[:, i]), "train_accuracy": describe(train[:, i]),
                                   "gap": describe(gap[:, i]),
-                                  "final_train_loss": describe(table.final(CELL, "train_loss", dropout_rate=r))}
+                                  "final_train_loss": describe(table.final("train_loss", dropout_rate=r, cell=CELL))}
                for i, r in enumerate(rates)}
     metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
     return {"metrics": metrics, "claims": verdicts}

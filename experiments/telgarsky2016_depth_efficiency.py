@@ -287,7 +287,7 @@ def run(ctx: cli.Context) -> dict:
     for m in widths:
         cell = cell_id({"width": m})
         nap_result["trained"][m] = {
-            "errors": np.round(n * (1 - table.final(cell, "train_accuracy"))).astype(int).tolist(),
+            "errors": np.round(n * (1 - table.final("train_accuracy", cell=cell))).astype(int).tolist(),
             "pieces": [e["pieces"] for e in stats[cell]["members"]]}
     trained = {f"depth {d} x width {w}": stats[cell_id({"depth": d, "width": w})]["members"] for d, w in archs}
 

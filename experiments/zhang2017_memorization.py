@@ -61,8 +61,7 @@ FIT_RATIO = (1.0, 5.0)  # steps_random / steps_true in (low, high]
 
 def steps_to_fit(table: Table, cell: str, p: float) -> np.ndarray:
     """Per seed, the first step at which train accuracy (on the corrupted labels) reaches FIT_TARGET."""
-    acc = table.history(cell, "train_accuracy", label_noise=p)
-    return np.atleast_1d(claims.steps_to_target(acc, table.steps(cell), FIT_TARGET))
+    return table.steps_to("train_accuracy", FIT_TARGET, label_noise=p, cell=cell)
 
 
 def finite_or_nan(values) -> np.ndarray:
@@ -128,16 +127,16 @@ def _judge_time(fit_steps: dict, interval: float, quick: bool) -> dict:
 
 
 def _plots(ctx, table: Table, cell: str, levels, test_acc: dict, fit_steps: dict) -> None:
-    steps = table.steps(cell)
+    steps = table.steps(cell=cell)
     for metric in ("train_accuracy", "test_accuracy"):
         plots.curves_with_bands(
             ctx.run_dir.file(f"{metric}_curves.png"), steps,
-            {f"p={p:g}": table.history(cell, metric, label_noise=p) for p in levels},
+            {f"p={p:g}": table.history(metric, label_noise=p, cell=cell) for p in levels},
             "step", metric.replace("_", " "),
             f"{ctx.cfg.dataset}: {metric.split('_')[0]} accuracy, label corruption p")
     plots.curves_with_bands(
         ctx.run_dir.file("train_loss_curves.png"), steps,
-        {f"p={p:g}": table.history(cell, "train_loss", label_noise=p) for p in levels},
+        {f"p={p:g}": table.history("train_loss", label_noise=p, cell=cell) for p in levels},
         "step", "train loss", "Training loss reaches ~0 at every corruption level (Zhang et al. Fig. 1a)",
         logy=True)
     plots.lines(ctx.run_dir.file("test_accuracy_vs_corruption.png"), np.array(levels),
@@ -155,10 +154,10 @@ def run(ctx: cli.Context) -> dict:
     table = run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     cell = cell_id({"width": ctx.cfg.width})
     chance = 1.0 / data.num_classes
-    train_acc = {p: table.final(cell, "train_accuracy", label_noise=p) for p in CORRUPTION}
-    test_acc = {p: table.final(cell, "test_accuracy", label_noise=p) for p in CORRUPTION}
+    train_acc = {p: table.final("train_accuracy", label_noise=p, cell=cell) for p in CORRUPTION}
+    test_acc = {p: table.final("test_accuracy", label_noise=p, cell=cell) for p in CORRUPTION}
     fit_steps = {p: steps_to_fit(table, cell, p) for p in CORRUPTION}
-    steps = table.steps(cell)
+    steps = table.steps(cell=cell)
     interval = float(steps[1] - steps[0]) if len(steps) > 1 else 0.0
     verdicts = [_judge_fit(train_acc, fit_steps, int(steps[-1]), ctx.quick),
                 _judge_chance(test_acc, chance, ctx.quick),
@@ -167,7 +166,7 @@ def run(ctx: cli.Context) -> dict:
     metrics = {
         "train_accuracy": {str(p): describe(v) for p, v in train_acc.items()},
         "test_accuracy": {str(p): describe(v) for p, v in test_acc.items()},
-        "train_loss": {str(p): describe(table.final(cell, "train_loss", label_noise=p)) for p in CORRUPTION},
+        "train_loss": {str(p): describe(table.final("train_loss", label_noise=p, cell=cell)) for p in CORRUPTION},
         # runs that never fit are counted as n_nan
         "steps_to_fit": {str(p): describe(finite_or_nan(v)) for p, v in fit_steps.items()},
         "chance": chance, "evaluation_interval_steps": interval, "total_steps": int(steps[-1]),

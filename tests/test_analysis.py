@@ -41,7 +41,7 @@ def test_one_row_per_model_and_evaluation_with_config_and_axis_columns(run):
         assert frame[column].dtype == "int64", column
     assert {"grad_norm_0", "grad_norm_1", "grad_norm_2", "activation_std_1"} <= set(frame.columns)
     relu = frame[(frame.activation == "relu") & (frame["eval"] == 2)].sort_values("model")
-    assert relu.test_accuracy.tolist() == table.final("activation=relu", "test_accuracy").tolist()
+    assert relu.test_accuracy.tolist() == table.final("test_accuracy", cell="activation=relu").tolist()
 
 
 def test_export_to_csv_and_parquet(run, tmp_path, capsys):

@@ -235,11 +235,11 @@ def test_sweep_over_the_memory_budget_runs_in_chunks_with_the_same_results(monke
 
     deviation = 0.0
     for metric in ("train_loss", "test_loss", "test_accuracy", "batch_loss"):
-        a, b = whole.history("base", metric), chunked.history("base", metric)
+        a, b = whole.history(metric, cell="base"), chunked.history(metric, cell="base")
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
         finite = np.isfinite(a)
         deviation = max(deviation, float(np.max(np.abs(a[finite] - b[finite]))))
-    lrs = [table.member_values("base", "learning_rate").tolist() for table in (whole, chunked)]
+    lrs = [table.member_values("learning_rate", cell="base").tolist() for table in (whole, chunked)]
     assert lrs[0] == lrs[1]
     print(f"chunked vs one program: max deviation {deviation:.3g}")
 

@@ -88,15 +88,15 @@ def test_diverging_members_are_flagged_and_the_others_equal_solo_runs():
     table = sweep.run_sweep(sweep.Sweep(cfg, vmapped={"learning_rate": LEARNING_RATES}), data, [0],
                             quiet=True, on_result=lambda cell, result: captured.update(result=result))
     ensemble = captured["result"]
-    status = table.member_values("base", "status")
-    steps = table.member_values("base", "diverged_step")
+    status = table.member_values("status", cell="base")
+    steps = table.member_values("diverged_step", cell="base")
     total_steps = cfg.num_epochs * (data.num_train // cfg.batch_size)
-    assert list(table.member_values("base", "learning_rate")) == pytest.approx(LEARNING_RATES)
+    assert list(table.member_values("learning_rate", cell="base")) == pytest.approx(LEARNING_RATES)
     diverged = status == "diverged"
     assert 1 <= diverged.sum() <= 5 and not diverged[:4].any(), status
-    loss = table.history("base", "train_loss")
+    loss = table.history("train_loss", cell="base")
     for i in range(len(LEARNING_RATES)):
-        finite = np.isfinite(loss[i]).all() and np.isfinite(table.history("base", "test_loss")[i]).all()
+        finite = np.isfinite(loss[i]).all() and np.isfinite(table.history("test_loss", cell="base")[i]).all()
         assert finite != diverged[i], f"member {i}: status {status[i]} but finite history {finite}"
         assert (0 <= steps[i] <= total_steps) if diverged[i] else steps[i] == -1
 
@@ -124,6 +124,6 @@ def test_divergence_in_the_last_step_is_flagged():
                  num_epochs=1, optimizer="sgd")  # one step in all
     sw = sweep.Sweep(cfg, vmapped={"learning_rate": (0.1, 1e20, 1e38)})
     table = sweep.run_sweep(sw, data, [0], quiet=True)
-    assert list(table.member_values("base", "status")) == ["ok", "diverged", "diverged"]
-    assert list(table.member_values("base", "diverged_step")) == [-1, 1, 1]
-    assert np.isnan(table.history("base", "train_loss")[1:, -1]).all()
+    assert list(table.member_values("status", cell="base")) == ["ok", "diverged", "diverged"]
+    assert list(table.member_values("diverged_step", cell="base")) == [-1, 1, 1]
+    assert np.isnan(table.history("train_loss", cell="base")[1:, -1]).all()

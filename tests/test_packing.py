@@ -53,13 +53,13 @@ def _assert_same(packed: tuple, alone: tuple, skip_members=(), bitwise: bool = T
     relative deviation."""
     (table, final), (ref_table, ref_final) = packed, alone
     assert table.cells() == ref_table.cells() and set(final) == set(ref_final) == set(ref_table.cells())
-    models = len(ref_table.member_values(ref_table.cells()[0], "seed"))
+    models = len(ref_table.member_values("seed", cell=ref_table.cells()[0]))
     keep = [m for m in range(models) if m not in skip_members]
     equal, count, worst = 0, 0, 0.0
     for cell in ref_table.cells():
         for field in ("seed", "status", "diverged_step", "init"):
-            np.testing.assert_array_equal(table.member_values(cell, field),
-                                          ref_table.member_values(cell, field))
+            np.testing.assert_array_equal(table.member_values(field, cell=cell),
+                                          ref_table.member_values(field, cell=cell))
         def same(a, b):
             a, b = np.asarray(a)[keep], np.asarray(b)[keep]
             if bitwise:
@@ -110,8 +110,8 @@ def test_a_diverging_member_does_not_disturb_its_program():
     alone = _run(sw, data, seeds, ())
     packed = _run(sw, data, seeds, packing.PACKABLE)
     table = alone[0]
-    assert "diverged" in table.member_values("depth=3,activation=relu", "status")
-    rates = table.member_values("depth=1,activation=relu", "learning_rate")
+    assert "diverged" in table.member_values("status", cell="depth=3,activation=relu")
+    rates = table.member_values("learning_rate", cell="depth=1,activation=relu")
     diverged = [m for m, lr in enumerate(rates) if lr > 1]
     _assert_same(packed, alone, skip_members=diverged)  # status and divergence step of all members too
 

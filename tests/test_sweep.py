@@ -71,10 +71,10 @@ def test_same_seed_same_key_in_every_cell():
     """Cells that differ only after initialization start from identical models (paired comparisons)."""
     data = _data()
     table = sweep.run_sweep(sweep.Sweep(BASE, {"optimizer": ("sgd", "momentum")}), data, [3, 4], quiet=True)
-    sgd, momentum = (table.history(c, "train_loss") for c in table.cells())
+    sgd, momentum = (table.history("train_loss", cell=c) for c in table.cells())
     np.testing.assert_array_equal(sgd[:, 0], momentum[:, 0])
     assert not np.allclose(sgd[:, -1], momentum[:, -1])
-    assert list(table.member_values(table.cells()[0], "seed")) == [3, 4]
+    assert list(table.member_values("seed", cell=table.cells()[0])) == [3, 4]
 
 
 def test_repeated_grid_values_are_rejected():
@@ -86,9 +86,9 @@ def test_rows_and_table_shapes(tmp_path):
     data = _data()
     sw = sweep.Sweep(BASE, {"depth": (1, 2)}, {"learning_rate": (0.05, 0.1)})
     table = sweep.run_sweep(sw, data, [0, 1], RunDir(tmp_path), quiet=True)
-    assert table.history("depth=2", "test_accuracy").shape == (4, BASE.num_epochs + 1)
-    assert table.history("depth=2", "test_accuracy", learning_rate=0.1).shape == (2, BASE.num_epochs + 1)
-    assert table.history("depth=2", "grad_norm", layer=0).shape == (4, BASE.num_epochs + 1)
+    assert table.history("test_accuracy", cell="depth=2").shape == (4, BASE.num_epochs + 1)
+    assert table.history("test_accuracy", learning_rate=0.1, cell="depth=2").shape == (2, BASE.num_epochs + 1)
+    assert table.history("grad_norm", layer=0, cell="depth=2").shape == (4, BASE.num_epochs + 1)
     row = table.rows[0]
     assert {"cell", "seed", "learning_rate", "init", "status", "diverged_step", "eval", "step"} <= set(row)
     assert row["init"] == "he" and row["status"] == "ok"
@@ -111,11 +111,11 @@ def test_diverged_members_are_recorded_and_do_not_disturb_the_others():
     data = _data()
     sw = sweep.Sweep(BASE, vmapped={"learning_rate": (0.1, 1e6)})
     table = sweep.run_sweep(sw, data, [0], quiet=True)
-    status = table.member_values("base", "status")
+    status = table.member_values("status", cell="base")
     assert list(status) == ["ok", "diverged"]
-    assert table.member_values("base", "diverged_step")[1] >= 0
+    assert table.member_values("diverged_step", cell="base")[1] >= 0
     solo = sweep.run_sweep(sweep.Sweep(BASE, vmapped={"learning_rate": (0.1,)}), data, [0], quiet=True)
-    np.testing.assert_allclose(table.history("base", "train_loss")[0], solo.history("base", "train_loss")[0],
+    np.testing.assert_allclose(table.history("train_loss", cell="base")[0], solo.history("train_loss", cell="base")[0],
                                rtol=1e-5)
 
 

@@ -33,8 +33,8 @@ def run(ctx):
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     table = run_sweep(Sweep(ctx.cfg, {"width": WIDTHS}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet,
                       on_result=_stall)
-    metrics = {c: {"test_loss": table.history(c, "test_loss").tolist(),
-                   "test_accuracy": describe(table.final(c, "test_accuracy"))} for c in table.cells()}
+    metrics = {c: {"test_loss": table.history("test_loss", cell=c).tolist(),
+                   "test_accuracy": describe(table.final("test_accuracy", cell=c))} for c in table.cells()}
     return {"metrics": metrics, "claims": []}
 
 

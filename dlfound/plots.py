@@ -12,6 +12,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,18 +57,37 @@ def _nanstat(fn, arr: np.ndarray) -> np.ndarray:
         return fn(arr, axis=0)
 
 
+# One colour per activation in every figure (matplotlib's tab10 colours).
+ACTIVATION_COLOURS = {"identity": "#7f7f7f", "sigmoid": "#1f77b4", "tanh": "#ff7f0e", "relu": "#2ca02c",
+                      "gelu": "#d62728", "elu": "#9467bd", "leaky_relu": "#8c564b", "swish": "#e377c2",
+                      "softplus": "#bcbd22"}
+
+
+def colour(label) -> Optional[str]:
+    """The activation's colour when `label` names one (alone or followed by more words), else None."""
+    word = str(label).split()[0].rstrip(",:") if str(label).strip() else ""
+    return ACTIVATION_COLOURS.get(word)
+
+
 def _log_scale(ax, axis: str, values) -> None:
     """Log scale on `axis` ("x" or "y") when some value is finite and positive; otherwise the axis
-    stays linear and says why (an all-diverged run still gets its figure)."""
+    stays linear and says why (an all-diverged run still gets its figure). An x axis of powers of
+    two (depths, widths) is log2 with a tick at each value."""
     arr = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values] or [np.zeros(0)])
-    if np.any(np.isfinite(arr) & (arr > 0)):
+    positive = arr[np.isfinite(arr) & (arr > 0)]
+    if axis == "x" and positive.size and np.all(np.log2(positive) == np.round(np.log2(positive))):
+        ax.set_xscale("log", base=2)
+        ticks = np.unique(positive)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    elif positive.size:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     else:
         ax.text(0.5, 0.5, "no finite positive values", transform=ax.transAxes, ha="center", color="0.4")
 
 
 def heatmap(path, mean_RxC, std_RxC, row_labels, col_labels, title: str, fmt: str = "{:.2f}",
-            xlabel: str = "", ylabel: str = "", cmap: str = "viridis") -> Path:
+            xlabel: str = "", ylabel: str = "", cmap: str = "viridis", cbar_label: str = "") -> Path:
     """A heatmap of `mean_RxC`, each cell annotated `mean ± std` (std may be None); NaN cells read 'nan'."""
     mean = np.asarray(mean_RxC, dtype=np.float64)
     std = None if std_RxC is None else np.asarray(std_RxC, dtype=np.float64)
@@ -75,7 +95,7 @@ def heatmap(path, mean_RxC, std_RxC, row_labels, col_labels, title: str, fmt: st
     fig = _figure(max(4.0, 1.1 * cols + 2.0), max(3.0, 0.6 * rows + 1.6))
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, aspect="auto")
-    fig.colorbar(image, ax=ax)
+    fig.colorbar(image, ax=ax, label=cbar_label)
     finite = mean[np.isfinite(mean)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for r in range(rows):
@@ -95,13 +115,14 @@ def heatmap(path, mean_RxC, std_RxC, row_labels, col_labels, title: str, fmt: st
 
 
 def curves_with_bands(path, x, series: dict, xlabel: str, ylabel: str, title: str, logy: bool = False,
-                      center: str = "median", band: str = "minmax") -> Path:
+                      center: str = "median", band: str = "minmax", hlines: dict | None = None) -> Path:
     """One line per label (median or mean over seeds) with a band (min-max or ±std) over seeds.
 
     Args:
       series: label -> array SxT (or T for a single seed).
       center: "median" or "mean".
       band: "minmax" or "std".
+      hlines: label -> y of a dotted horizontal line (a verdict's threshold).
     """
     if center not in ("median", "mean"):
         raise ValueError(f"unknown center {center!r}; valid choices: median, mean")
@@ -118,9 +139,10 @@ def curves_with_bands(path, x, series: dict, xlabel: str, ylabel: str, title: st
         else:
             spread = _nanstat(np.nanstd, arr)
             lo, hi = line - spread, line + spread
-        (drawn,) = ax.plot(x, line, label=f"{label} (n={arr.shape[0]})")
+        (drawn,) = ax.plot(x, line, label=f"{label} (n={arr.shape[0]})", color=colour(label))
         if arr.shape[0] > 1:
             ax.fill_between(x, lo, hi, color=drawn.get_color(), alpha=0.2, linewidth=0)
+    _hlines(ax, hlines)
     if logy:
         _log_scale(ax, "y", list(series.values()))
     band_name = "min-max" if band == "minmax" else "±std"
@@ -129,27 +151,42 @@ def curves_with_bands(path, x, series: dict, xlabel: str, ylabel: str, title: st
 
 
 def lines(path, x, series: dict, xlabel: str, ylabel: str, title: str,
-          logx: bool = False, logy: bool = False, vlines: dict | None = None) -> Path:
-    """Mean over seeds of each label's SxN array against x, with ±std error bars when S > 1.
+          logx: bool = False, logy: bool = False, vlines: dict | None = None, hlines: dict | None = None,
+          highlight=()) -> Path:
+    """Mean over seeds of each label's SxN array against x, with ±1 std error bars when S > 1.
 
-    `vlines` maps a label to an x position marked by a dashed vertical line (e.g. a threshold).
+    `vlines` maps a label to an x position marked by a dashed vertical line, `hlines` a label
+    to a y (a threshold); the x values in `highlight` (those a verdict judges) are shaded.
     """
     fig = _figure()
     ax = fig.add_subplot()
     x = np.asarray(x)
+    spread = False
     for label, values in series.items():
         arr = _as_SxT(values)
         mean = _nanstat(np.nanmean, arr)
         err = _nanstat(np.nanstd, arr) if arr.shape[0] > 1 else None
-        ax.errorbar(x, mean, yerr=err, marker="o", markersize=4, capsize=3, label=str(label))
+        ax.errorbar(x, mean, yerr=err, marker="o", markersize=4, capsize=3, label=str(label),
+                    color=colour(label))
+        spread = spread or arr.shape[0] > 1
+    for position in highlight:
+        ax.axvspan(float(position) / 1.15, float(position) * 1.15, color="0.85", zorder=0)
     for (label, position), style in zip((vlines or {}).items(), ["--", ":", "-."] * 8):
         ax.axvline(float(position), color="0.3", linestyle=style, linewidth=1, label=str(label))
+    _hlines(ax, hlines)
     if logx:
         _log_scale(ax, "x", [x])
     if logy:
         _log_scale(ax, "y", list(series.values()))
-    _decorate(ax, xlabel, ylabel, title)
+    notes = ["mean over seeds, error bars ±1 std"] if spread else []
+    notes += ["shaded: the values the verdict judges"] if len(highlight) else []
+    _decorate(ax, xlabel, ylabel, title + (f"\n({'; '.join(notes)})" if notes else ""))
     return _save(fig, path)
+
+
+def _hlines(ax, hlines: dict | None) -> None:
+    for label, y in (hlines or {}).items():
+        ax.axhline(float(y), color="0.2", linestyle=":", linewidth=1.2, label=str(label))
 
 
 def image_grid(path, images_NxHxW, title: str, ncols: int | None = None, cmap: str = "RdBu_r") -> Path:

@@ -192,3 +192,29 @@ def test_plots_write_pngs_and_leave_no_open_figures(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "h.png", "i.png", "l.png"]
     with pytest.raises(ValueError, match="N x H x W"):
         plots.image_grid(tmp_path / "bad.png", np.zeros((4, 4)), "bad")
+
+
+def _captured(monkeypatch):
+    """Replaces the PNG writer with one that keeps the figure, to inspect what was drawn."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    return figures
+
+
+def test_one_colour_per_activation_log2_depths_targets_and_labelled_colour_bars(monkeypatch, tmp_path):
+    figures = _captured(monkeypatch)
+    depths = np.array([1, 2, 4, 8, 16])
+    runs = {"tanh": np.ones((3, 5)), "relu": np.full((3, 5), 2.0)}
+    plots.lines(tmp_path / "a.png", depths, runs, "hidden layers", "y", "t", logx=True, highlight=(4, 8))
+    plots.curves_with_bands(tmp_path / "b.png", np.arange(5), {"relu": np.ones((3, 5)), "tanh": np.ones((3, 5))},
+                            "step", "acc", "t", hlines={"target 60%": 0.6})
+    plots.heatmap(tmp_path / "c.png", np.eye(2), None, ["a", "b"], ["c", "d"], "t", cbar_label="accuracy")
+    lines_ax, curves_ax, heat = (f.axes[0] for f in figures)
+    drawn = {c.get_label(): c.get_children()[0].get_color() for c in lines_ax.containers}
+    curves = {l.get_label().split()[0]: l.get_color() for l in curves_ax.get_lines() if "(n=" in l.get_label()}
+    assert drawn == curves == {"tanh": plots.ACTIVATION_COLOURS["tanh"], "relu": plots.ACTIVATION_COLOURS["relu"]}
+    assert lines_ax.get_xscale() == "log" and lines_ax.xaxis.get_transform().base == 2
+    assert [t.get_text() for t in lines_ax.get_xticklabels()] == ["1", "2", "4", "8", "16"]
+    assert "error bars ±1 std" in lines_ax.get_title() and "shaded" in lines_ax.get_title()
+    assert any(l.get_label() == "target 60%" and l.get_ydata()[0] == 0.6 for l in curves_ax.get_lines())
+    assert figures[2].axes[1].get_ylabel() == "accuracy"

@@ -29,7 +29,8 @@ from dlfound.results import RunDir
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """An experiment: its name, docstring, base config, --quick changes, seeds and `run`."""
+    """An experiment: its name, docstring, base config, --quick changes, seeds and `run`; `axes`
+    are its grid (config field -> values, `quick_axes` under --quick), which `--grid` may change."""
 
     name: str
     description: str
@@ -37,11 +38,14 @@ class Experiment:
     quick_overrides: dict
     default_seeds: int
     run: Callable[["Context"], dict]
+    axes: dict = dataclasses.field(default_factory=dict)
+    quick_axes: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
 class Context:
-    """What `run` gets: the validated config, seeds, the run directory and flags."""
+    """What `run` gets: the validated config, seeds, the run directory and flags; `axes` the grid
+    to sweep (the experiment's, or the user's --grid), `user_set` the fields the user --set."""
 
     cfg: Config
     seeds: list
@@ -49,6 +53,8 @@ class Context:
     run_dir: RunDir
     quiet: bool
     argv: list
+    axes: dict = dataclasses.field(default_factory=dict)
+    user_set: tuple = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,6 +114,9 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="dataset name (see `dlfound list`)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set depth=4 (repeatable)")
+    parser.add_argument("--grid", dest="grid", action="append", default=[], metavar="AXIS=V1,V2",
+                        help="sweep these values of a grid axis instead of the experiment's, e.g. "
+                             "--grid depth=1,4 (repeatable)")
     parser.add_argument("--from", dest="from_dir", type=_path("--from"), default=None,
                         help="re-run the config and seeds of a run directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output (also when $CI is set)")
@@ -152,6 +161,32 @@ def _read_run_config(path: str) -> dict:
     return stored
 
 
+def resolve_axes(experiment: Experiment, cfg: Config, quick: bool, grid: list, stored=None) -> dict:
+    """The grid to sweep: the experiment's axes (quick ones under --quick, or a --from run's),
+    with each `--grid AXIS=V1,V2` replacing an axis's values; every value validated."""
+    axes = dict(experiment.quick_axes if quick and experiment.quick_axes else experiment.axes)
+    if stored:
+        axes.update({k: tuple(v) for k, v in stored.items() if k in axes})
+    given = set()
+    for item in grid:
+        name, _, text = item.partition("=")
+        name = name.strip()
+        if not experiment.axes:
+            raise ConfigError(f"{experiment.name} has no grid axes to --grid; change its config with --set")
+        if name not in experiment.axes:
+            raise ConfigError(f"invalid --grid {item!r}: {experiment.name} has no grid axis {name!r}; "
+                              f"its axes: {', '.join(experiment.axes)}")
+        if name in given:
+            raise ConfigError(f"--grid {name} is given twice; give each axis once")
+        values = tuple(dict.fromkeys(config_lib.parse_value(name, v) for v in text.split(",") if v.strip()))
+        if not values:
+            raise ConfigError(f"invalid --grid {item!r}; expected {name}=V1,V2,... e.g. --grid {name}=1,4")
+        for value in values:
+            config_lib.validate(cfg.replace(**{name: value}))
+        axes[name], given = values, given | {name}
+    return axes
+
+
 def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
     """The config, seeds and quick flag from the flags (or from `--from RUN_DIR`)."""
     if args.from_dir:
@@ -170,7 +205,12 @@ def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
         cfg = cfg.replace(dataset=args.dataset)
     if args.seeds and args.from_dir:
         seeds = args.seeds
-    cfg = config_lib.apply_overrides(cfg, args.overrides)
+    cfg = config_lib.apply_overrides(cfg, args.overrides)  # a bad value is named as such first
+    for item in args.overrides:
+        name = item.partition("=")[0].strip()
+        if name in experiment.axes:
+            raise ConfigError(f"--set {item!r}: {name} is a grid axis of {experiment.name}, which sweeps it; "
+                              f"use --grid {name}=V1,V2 to choose its values")
     return config_lib.validate(cfg), seeds, quick
 
 
@@ -184,12 +224,15 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
             return done.code if isinstance(done.code, int) else 0
         runtime.check_environment()
         cfg, seeds, quick = resolve(experiment, args)
+        stored_axes = _read_run_config(args.from_dir).get("axes") if args.from_dir else None
+        axes = resolve_axes(experiment, cfg, quick, args.grid, stored_axes)
         packing.default_axes()  # a bad $DLFOUND_PACK is refused here, before anything compiles
         data.check_contents(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
         quiet = args.quiet or bool(os.environ.get("CI"))
         run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick),
                          writer=runtime.is_writer())
-        info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick}
+        info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick,
+                "axes": {k: list(v) for k, v in axes.items()}}
         with contextlib.ExitStack() as held:
             refusal = None
             if runtime.is_writer():
@@ -200,7 +243,8 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
                     refusal = err
             if not runtime.all_processes_agree(refusal is None):
                 raise refusal or ConfigError("process 0 refused to start this run; its message says why")
-            ctx = Context(cfg, seeds, quick, run_dir, quiet, argv)
+            user_set = tuple(item.partition("=")[0].strip() for item in args.overrides)
+            ctx = Context(cfg, seeds, quick, run_dir, quiet, argv, axes, user_set)
             return _run(experiment, ctx, write=runtime.is_writer())
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
@@ -224,6 +268,7 @@ def _run(experiment: Experiment, ctx: Context, write: bool) -> int:
                         f"got {outcome!r:.200}")
     summary = {"experiment": experiment.name, "description": _first_line(experiment.description),
                "config": ctx.cfg.to_dict(), "seeds": ctx.seeds, "quick": ctx.quick,
+               "axes": {k: list(v) for k, v in ctx.axes.items()},
                "metrics": outcome.get("metrics", {}), "claims": outcome.get("claims", [])}
     if write:
         ctx.run_dir.write_summary(summary)

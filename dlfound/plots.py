@@ -59,8 +59,8 @@ def _nanstat(fn, arr: np.ndarray) -> np.ndarray:
 
 # One colour per activation in every figure (matplotlib's tab10 colours).
 ACTIVATION_COLOURS = {"identity": "#7f7f7f", "sigmoid": "#1f77b4", "tanh": "#ff7f0e", "relu": "#2ca02c",
-                      "gelu": "#d62728", "elu": "#9467bd", "leaky_relu": "#8c564b", "swish": "#e377c2",
-                      "softplus": "#bcbd22"}
+                      "gelu": "#d62728", "elu": "#9467bd", "leaky_relu": "#8c564b", "silu": "#e377c2",
+                      "softplus": "#bcbd22", "softsign": "#17becf", "step": "#000000"}
 
 
 def colour(label) -> Optional[str]:

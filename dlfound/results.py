@@ -46,7 +46,7 @@ LOCK_FILE = ".lock"
 MARKER_FILE = ".dlfound-run"
 DONE_KEY = "_done"
 # Keys of config.json that identify a run; a resume must match them exactly.
-IDENTITY_KEYS = ("experiment", "config", "seeds", "quick")
+IDENTITY_KEYS = ("experiment", "config", "seeds", "quick", "axes")
 
 
 def _short(value) -> str:

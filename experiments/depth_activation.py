@@ -40,7 +40,6 @@ BASE = Config(dataset="mnist1d", depth=4, width=64, activation="relu", optimizer
               learning_rate=0.05, batch_size=128, num_epochs=36, eval_every_epochs=2)
 DEPTHS = (1, 2, 4, 8, 16)
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "gelu", "elu")
-QUICK = {"depths": (1, 2), "activations": ("identity", "sigmoid", "relu")}
 TRAIN_TARGET = 0.60  # Krizhevsky et al. use 25% training error; see the docstring
 SPEED_DEPTHS = (4, 8)  # depths at which T2 compares steps to target (C10's design is depth 4)
 
@@ -150,8 +149,7 @@ def sweeps(cfg: Config, depths, acts) -> list[Sweep]:
 
 
 def run(ctx: cli.Context) -> dict:
-    depths = QUICK["depths"] if ctx.quick else DEPTHS
-    acts = QUICK["activations"] if ctx.quick else ACTIVATIONS
+    depths, acts = ctx.axes["depth"], ctx.axes["activation"]
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     table = run_sweeps(sweeps(ctx.cfg, depths, acts), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     logistic = table.final("test_accuracy", depth=0, activation="identity")
@@ -172,7 +170,9 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="depth_activation", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 2, "eval_every_epochs": 1}, default_seeds=5, run=run)
+    quick_overrides={"num_epochs": 2, "eval_every_epochs": 1}, default_seeds=5, run=run,
+    axes={"depth": DEPTHS, "activation": ACTIVATIONS},
+    quick_axes={"depth": (1, 2), "activation": ("identity", "sigmoid", "relu")})
 
 
 def main(argv=None) -> int:

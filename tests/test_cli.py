@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import signal
 import subprocess
@@ -18,7 +20,7 @@ from dlfound.claims import judge
 from dlfound.config import Config, field_names
 from dlfound.errors import ConfigError
 
-SUMMARY_KEYS = {"experiment", "description", "config", "seeds", "quick", "metrics", "claims"}
+SUMMARY_KEYS = {"experiment", "description", "config", "seeds", "quick", "axes", "metrics", "claims"}
 
 
 class Recorder:
@@ -300,3 +302,41 @@ def test_garbage_set_values_never_give_a_traceback(capsys, key, value):
         assert run.contexts == []
     else:
         assert status == 0 and len(run.contexts) == 1
+
+
+def _gridded(run) -> cli.Experiment:
+    return dataclasses.replace(make_experiment(run), axes={"depth": (1, 2, 4), "activation": ("relu", "tanh")},
+                               quick_axes={"depth": (1,), "activation": ("relu",)})
+
+
+def test_grid_replaces_an_axis_and_is_part_of_the_run(tmp_path, capsys):
+    run = Recorder()
+    assert cli.main(_gridded(run), ["--out", str(tmp_path / "a"), "--grid", "depth=2,8"]) == 0
+    assert run.contexts[0].axes == {"depth": (2, 8), "activation": ("relu", "tanh")}
+    assert files.read_json(tmp_path / "a" / "config.json")["axes"] == {"depth": [2, 8], "activation": ["relu", "tanh"]}
+    assert cli.main(_gridded(run), ["--out", str(tmp_path / "b"), "--quick", "--set", "width=8"]) == 0
+    assert run.contexts[1].axes == {"depth": (1,), "activation": ("relu",)} and run.contexts[1].user_set == ("width",)
+    capsys.readouterr()
+    assert cli.main(_gridded(run), ["--out", str(tmp_path / "a")]) == 2  # another grid is another run
+    assert "axes.depth is [2, 8] there, [1, 2, 4] now" in capsys.readouterr().err
+    assert cli.main(_gridded(run), ["--from", str(tmp_path / "a"), "--out", str(tmp_path / "c")]) == 0
+    assert run.contexts[-1].axes["depth"] == (2, 8)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--set", "depth=4"], "depth is a grid axis of fake, which sweeps it; use --grid depth=V1,V2"),
+    (["--grid", "dpeth=4"], "fake has no grid axis 'dpeth'; its axes: depth, activation"),
+    (["--grid", "depth=-1"], "invalid depth=-1"),
+    (["--grid", "activation=relu,swishy"], "unknown activation 'swishy'"),
+    (["--grid", "depth="], "expected depth=V1,V2"),
+    (["--grid", "depth=1", "--grid", "depth=2"], "--grid depth is given twice"),
+])
+def test_bad_grids_are_one_line(tmp_path, capsys, argv, needle):
+    status = cli.main(_gridded(Recorder()), ["--out", str(tmp_path / "run"), *argv])
+    assert_one_line_error(status, capsys.readouterr().err, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_grid_on_an_experiment_without_axes(tmp_path, capsys):
+    status = cli.main(make_experiment(), ["--out", str(tmp_path / "run"), "--grid", "depth=1"])
+    assert_one_line_error(status, capsys.readouterr().err, "fake has no grid axes to --grid")

@@ -218,3 +218,11 @@ def test_one_colour_per_activation_log2_depths_targets_and_labelled_colour_bars(
     assert "error bars ±1 std" in lines_ax.get_title() and "shaded" in lines_ax.get_title()
     assert any(l.get_label() == "target 60%" and l.get_ydata()[0] == 0.6 for l in curves_ax.get_lines())
     assert figures[2].axes[1].get_ylabel() == "accuracy"
+
+
+def test_every_activation_has_its_own_colour():
+    from dlfound import activations
+
+    assert set(plots.ACTIVATION_COLOURS) == set(activations.names())
+    assert len(set(plots.ACTIVATION_COLOURS.values())) == len(plots.ACTIVATION_COLOURS)
+    assert plots.colour("relu (n=5)") == plots.colour("relu") and plots.colour("logistic regression") is None

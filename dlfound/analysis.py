@@ -55,12 +55,13 @@ def export(run_dir, fmt: str, output=None) -> Path:
     if fmt not in FORMATS:
         raise ConfigError(f"invalid --format {fmt!r}; valid choices: {', '.join(FORMATS)}")
     frame = load(run_dir)
-    run = RunDir(run_dir, writer=False)
-    path = Path(output) if output else run.path / f"results.{fmt}"
     if output is None:
+        run = RunDir(run_dir, min_free_bytes=0)
         if run.marker() is None:
             raise ConfigError(f"{str(run.path)!r} is not a run directory dlfound marked; pass --output FILE")
-        RunDir(run_dir, min_free_bytes=0).file(path.name)  # listed as the run's, so --overwrite removes it
+        path = run.file(f"results.{fmt}")  # listed as the run's, so --overwrite removes it
+    else:
+        path = Path(output)
     if fmt == "csv":
         frame.to_csv(path, index=False)
     else:

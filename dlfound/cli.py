@@ -187,15 +187,16 @@ def resolve_axes(experiment: Experiment, cfg: Config, quick: bool, grid: list, s
     return axes
 
 
-def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
-    """The config, seeds and quick flag from the flags (or from `--from RUN_DIR`)."""
+def resolve(experiment: Experiment, args) -> tuple[Config, list, bool, dict]:
+    """The config, seeds, quick flag and grid axes from the flags (or from `--from RUN_DIR`)."""
+    stored_axes = None
     if args.from_dir:
         stored = _read_run_config(args.from_dir)
         if stored.get("experiment") != experiment.name:
             raise ConfigError(f"--from {args.from_dir!r} holds a run of {stored.get('experiment')!r}, "
                               f"not {experiment.name!r}")
         cfg = Config.from_dict(stored["config"])
-        seeds, quick = list(stored["seeds"]), bool(stored["quick"])
+        seeds, quick, stored_axes = list(stored["seeds"]), bool(stored["quick"]), stored.get("axes")
     else:
         cfg, quick = experiment.base, args.quick
         if quick:
@@ -211,7 +212,8 @@ def resolve(experiment: Experiment, args) -> tuple[Config, list, bool]:
         if name in experiment.axes:
             raise ConfigError(f"--set {item!r}: {name} is a grid axis of {experiment.name}, which sweeps it; "
                               f"use --grid {name}=V1,V2 to choose its values")
-    return config_lib.validate(cfg), seeds, quick
+    cfg = config_lib.validate(cfg)
+    return cfg, seeds, quick, resolve_axes(experiment, cfg, quick, args.grid, stored_axes)
 
 
 def main(experiment: Experiment, argv: Optional[list] = None) -> int:
@@ -223,9 +225,7 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
         except SystemExit as done:  # --help prints and exits 0
             return done.code if isinstance(done.code, int) else 0
         runtime.check_environment()
-        cfg, seeds, quick = resolve(experiment, args)
-        stored_axes = _read_run_config(args.from_dir).get("axes") if args.from_dir else None
-        axes = resolve_axes(experiment, cfg, quick, args.grid, stored_axes)
+        cfg, seeds, quick, axes = resolve(experiment, args)
         packing.default_axes()  # a bad $DLFOUND_PACK is refused here, before anything compiles
         data.check_contents(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
         quiet = args.quiet or bool(os.environ.get("CI"))

@@ -234,10 +234,10 @@ class RunDir:
         if different and not overwrite and not set(marker["files"]) <= {CONFIG_FILE}:
             raise ConfigError(self._different_run(marker, identity))
         if different or overwrite:
-            self._clear()
-        write_json_atomic(self.path / MARKER_FILE, {**self._register(CONFIG_FILE),
-                                                    "experiment": info.get("experiment"),
-                                                    "fingerprint": fingerprint})
+            marker = self._clear()
+        files = marker["files"] + [CONFIG_FILE] * (CONFIG_FILE not in marker["files"])
+        write_json_atomic(self.path / MARKER_FILE, {"experiment": info.get("experiment"),
+                                                    "fingerprint": fingerprint, "files": files})
         write_json_atomic(self.path / CONFIG_FILE, info)
 
     def _different_run(self, marker: dict, identity: dict) -> str:
@@ -264,8 +264,9 @@ class RunDir:
         more = f"; and {len(differing) - 3} more settings" if len(differing) > 3 else ""
         return f"{where} holds a different run of {identity.get('experiment')!r} ({shown}{more}); {advice}"
 
-    def _clear(self) -> None:
-        """Deletes the files the marker lists (those dlfound wrote), and nothing else."""
+    def _clear(self) -> dict:
+        """Deletes the files the marker lists (those dlfound wrote), and nothing else; returns the
+        emptied marker."""
         marker = self.marker() or {"files": []}
         for name in marker["files"]:
             if name in (LOCK_FILE, MARKER_FILE) or Path(name).name != name:
@@ -275,8 +276,10 @@ class RunDir:
                 shutil.rmtree(path)  # a sub-run this run made (the accelerator check's)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        write_json_atomic(self.path / MARKER_FILE, {"experiment": None, "fingerprint": None, "files": []})
+        marker = {"experiment": None, "fingerprint": None, "files": []}
+        write_json_atomic(self.path / MARKER_FILE, marker)
         self._finished = None
+        return marker
 
     def write_summary(self, summary: dict) -> None:
         """Atomically writes summary.json."""

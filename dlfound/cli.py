@@ -1,7 +1,7 @@
 """The command line every experiment shares.
 
     python -m experiments.<name> [--quick] [--seeds N|A-B|A:B] [--out DIR] [--dataset NAME]
-                                 [--set key=value ...] [--from RUN_DIR] [--quiet]
+                                 [--set key=value ...] [--from RUN_DIR] [--quiet] [--no-params]
 
 Bad input exits with status 2 and one line naming the value and the valid choices, before
 anything compiles. Results land in the run directory as they finish (see results.py).
@@ -122,6 +122,9 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress output (also when $CI is set)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the run already in --out (only files dlfound wrote) and start over")
+    parser.add_argument("--no-params", dest="keep_models", action="store_false",
+                        help="do not keep the trained models (by default each cell's final variables are "
+                             "saved under models/, for dlfound.results.load_model)")
     return parser
 
 
@@ -230,7 +233,7 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
         data.check_contents(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
         quiet = args.quiet or bool(os.environ.get("CI"))
         run_dir = RunDir(args.out or _default_out(experiment.name, args.from_dir, quick),
-                         writer=runtime.is_writer())
+                         writer=runtime.is_writer(), keep_models=args.keep_models)
         info = {"experiment": experiment.name, "config": cfg.to_dict(), "seeds": seeds, "quick": quick,
                 "axes": {k: list(v) for k, v in axes.items()}}
         with contextlib.ExitStack() as held:

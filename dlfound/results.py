@@ -6,6 +6,7 @@ Layout of a run directory::
     config.json     what was run: experiment, config, seeds, quick flag, environment
     results.jsonl   one JSON row per cell x model x evaluation; each finished cell ends in a marker row
     summary.json    metrics and claim verdicts
+    models/         each finished cell's trained variables, an Orbax checkpoint per cell (dlfound.checkpoints)
     *.png, REPORT.md
 
 dlfound writes, resumes and deletes only inside directories it marked, and deletes only the
@@ -90,9 +91,11 @@ class RunDir:
     """A run directory: created and probed for writability and space on construction; claimed
     (marked as dlfound's) on the first write."""
 
-    def __init__(self, path, min_free_bytes: int = MIN_FREE_BYTES, writer: bool = True):
+    def __init__(self, path, min_free_bytes: int = MIN_FREE_BYTES, writer: bool = True,
+                 keep_models: bool = True):
         self.path = Path(path).expanduser().absolute()
         self.writer = writer  # False for readers: processes of a multi-process run other than 0, analysis
+        self.keep_models = keep_models  # each finished cell's trained variables (dlfound.checkpoints)
         self._finished: set[str] | None = None
         self._identities: dict[str, object] = {}
         if self.path.exists() and not self.path.is_dir():
@@ -398,3 +401,31 @@ def load(run_dir):
     from dlfound import analysis  # pandas is optional: imported only when asked for
 
     return analysis.load(run_dir)
+
+
+def load_models(run_dir, **where):
+    """The trained models a selection of a finished run names (`Table.models`): a
+    `dlfound.checkpoints.Models` with its config and variables (leading model axis)."""
+    from dlfound import checkpoints
+    from dlfound.table import Table
+
+    reader = RunDir(run_dir, writer=False)
+    rows = reader.load_rows(repair=False)
+    if not rows:
+        raise ConfigError(f"{str(reader.path)!r} holds no finished cells")
+    table = Table(rows, models=lambda cell: checkpoints.load(reader.path, cell, reader.cell_identity(cell)))
+    try:
+        return table.models(**where)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def load_model(run_dir, **where):
+    """One trained model of a finished run, e.g. `load_model(path, seed=3, depth=8, activation="relu")`:
+    its config, Flax module and variables, so that `module.apply(variables, x)` gives its outputs."""
+    from dlfound.checkpoints import SavedModel
+
+    models = load_models(run_dir, **where)
+    if len(models.seeds) != 1:
+        raise ConfigError(f"{where} selects {len(models.seeds)} models; name one (for example seed=...)")
+    return SavedModel(models.cfg, models.module(), models.one(0))

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from dlfound import config as config_lib
-from dlfound import budget, ensemble, identity, packing, runtime
+from dlfound import budget, checkpoints, ensemble, identity, packing, runtime
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
@@ -267,6 +267,9 @@ def run_sweeps(
     if run_dir is not None and runtime.is_writer():
         run_dir.record_programs(axes, [_describe(p) for p in programs])
     progress = Progress(sum(len(p.cells) for p in todo), quiet)
+    keep_models, in_memory = run_dir is not None and run_dir.keep_models, {}
+    if keep_models and todo and run_dir.writer:
+        run_dir.file(checkpoints.MODELS_DIR)  # listed in the marker, so --overwrite deletes it
     for program in todo:
         start = time.time()
         results = program.train()
@@ -274,11 +277,20 @@ def run_sweeps(
         for cell, seeds_, members, result in zip(program.cells, program.seeds, program.members, results):
             if on_result is not None:
                 on_result(cell, result)
+            variables = checkpoints.variables_of(result)
+            if keep_models:  # every process calls save (Orbax writes from process 0), before the rows commit
+                checkpoints.save(run_dir.path, cell.id, cell.cfg, seeds_, members, variables,
+                                 identities[cell.id])
+            elif run_dir is None:
+                in_memory[cell.id] = checkpoints.Models(cell.cfg, variables, tuple(seeds_), tuple(members))
             blocks[cell.id] = stored[cell.id] = _rows(cell, seeds_, members, result)
         if run_dir is not None and runtime.is_writer():
             run_dir.append_cells(blocks, identities)
         progress.update(program, time.time() - start)
-    return Table([row for cell_id in order for row in stored[cell_id]])
+    rows = [row for cell_id in order for row in stored[cell_id]]
+    if run_dir is None:
+        return Table(rows, models=in_memory.get)
+    return Table(rows, models=lambda cell: checkpoints.load(run_dir.path, cell, run_dir.cell_identity(cell)))
 
 
 def _identities(programs: Sequence[Program]) -> dict[str, dict]:

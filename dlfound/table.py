@@ -3,6 +3,7 @@
     table.final("test_accuracy", depth=4, activation="relu")          # one value per model
     table.history("train_loss", depth=8, learning_rate=0.1)            # (models, evaluations)
     table.steps_to("train_accuracy", 0.6, depth=8, activation="relu")  # first step reaching 0.6
+    table.models(depth=8, activation="relu")                          # trained variables, per model
 
 Keywords select rows by any field that is fixed for a model: the cell's grid axes (depth,
 activation, ...), its members' values (seed, learning_rate, ...), `init`, `status`, or `cell=`
@@ -13,11 +14,12 @@ that lists them. Rows stay in memory as the sweep returns them; JSONL is only th
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from dlfound import claims
+from dlfound.checkpoints import Models
 
 ORDER_FIELDS = ("cell", "model", "eval")  # where a row sits, not what was trained
 
@@ -33,8 +35,9 @@ def _matches(value, wanted) -> bool:
 class Table:
     """Rows of a sweep (one per cell x model x evaluation), selected by axis and member values."""
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict], models: Optional[Callable[[str], Optional[Models]]] = None):
         self.rows = rows
+        self._models = models  # cell id -> its trained models (None where none were kept)
         self._by_cell: dict[str, list[dict]] = {}
         for row in rows:
             self._by_cell.setdefault(row["cell"], []).append(row)
@@ -112,6 +115,16 @@ class Table:
         values = self.history(metric, **where)
         return np.atleast_1d(np.asarray(
             claims.steps_to_target(values, self.steps(**where), target, higher_is_better), dtype=float))
+
+    def models(self, **where) -> Models:
+        """The trained models of the selected rows (model axis in row order), as the sweep kept them."""
+        rows = self.select(**where)
+        cell = rows[0]["cell"]
+        kept = self._models(cell) if self._models is not None else None
+        if kept is None:
+            raise ValueError(f"no trained models of cell {cell!r} were kept (the run used --no-params, or "
+                             "its checkpoint is missing or damaged); run the cell again to keep them")
+        return kept.take(sorted({r["model"] for r in rows}))
 
     def member_values(self, name: str, **where) -> np.ndarray:
         """Per selected model, the value of a fixed field (seed, learning_rate, status, ...)."""

@@ -1,45 +1,24 @@
-"""`dlfound report RUN_DIR...` renders reports; `dlfound list` lists the experiments; `dlfound export RUN_DIR`
-writes a run's results as one table."""
+"""`dlfound run NAME [flags]` runs an experiment, `dlfound list` lists them; `dlfound report RUN_DIR...`
+renders reports; `dlfound export RUN_DIR` writes a run's results as one table."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import pkgutil
+import argparse
 import sys
 from pathlib import Path
 
+from dlfound import catalog
 from dlfound.cli import _Parser, one_line
 from dlfound.errors import ConfigError
 
 
-def _first_doc_line(path: Path) -> str:
-    """The first line of a module's docstring, read from its source without importing it."""
-    try:
-        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-    except (OSError, SyntaxError, ValueError) as e:
-        return f"(unreadable: {e})"
-    lines = doc.strip().splitlines()
-    return lines[0] if lines else ""
-
-
-def list_experiments() -> list[tuple[str, str]]:
-    """(module name, first docstring line) for each experiment script in the `experiments` package."""
-    spec = importlib.util.find_spec("experiments")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("no `experiments` package found; run from the repository root or install dlfound")
-    out = []
-    for info in pkgutil.iter_modules(spec.submodule_search_locations):
-        if info.name.startswith("_") or info.ispkg:
-            continue
-        path = Path(info.module_finder.path) / f"{info.name}.py"
-        out.append((info.name, _first_doc_line(path)))
-    return sorted(out)
-
-
 def build_parser() -> _Parser:
     parser = _Parser(prog="dlfound", description=__doc__, allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{report,list,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,report,export}")
+    run = sub.add_parser("run", help="run an experiment: dlfound run NAME [--quick] [--help] ...",
+                         allow_abbrev=False, add_help=False)
+    run.add_argument("name", metavar="NAME")
+    run.add_argument("flags", nargs=argparse.REMAINDER)
     rep = sub.add_parser("report", help="render REPORT.md for run directories (or a folder of them)",
                          allow_abbrev=False)
     rep.add_argument("paths", nargs="+", metavar="RUN_DIR")
@@ -55,19 +34,20 @@ def build_parser() -> _Parser:
 
 
 def main(argv=None) -> int:
-    """Runs `dlfound report|list`; returns the exit status (2 with one line for bad input)."""
+    """Runs `dlfound run|list|report|export`; returns the exit status (2 with one line for bad input)."""
     try:
         try:
             args = build_parser().parse_args(argv)
         except SystemExit as done:  # --help prints and exits 0
             return done.code if isinstance(done.code, int) else 0
+        if args.command == "run":
+            return catalog.load(args.name).EXPERIMENT.main(args.flags)
         if args.command == "list":
-            found = list_experiments()
-            if not found:
-                print("no experiments yet")
+            found = catalog.experiments()
             width = max((len(name) for name, _ in found), default=0)
             for name, line in found:
                 print(f"{name:{width}s}  {line}")
+            print("\nrun one with: dlfound run NAME [--quick] (its flags: dlfound run NAME --help)")
             return 0
         if args.command == "export":
             from dlfound import analysis

@@ -28,32 +28,54 @@ from dlfound.results import RunDir
 
 
 @dataclasses.dataclass(frozen=True)
+class Quick:
+    """What --quick changes, for a smoke test whose verdicts mean nothing: config fields, grid
+    axes and the experiment's own settings (each replaces the named entries only)."""
+
+    config: dict = dataclasses.field(default_factory=dict)
+    axes: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
-    """An experiment: its name, docstring, base config, --quick changes, seeds and `run`; `axes`
-    are its grid (config field -> values, `quick_axes` under --quick), which `--grid` may change."""
+    """An experiment as data: name, docstring, base config, `run`, default seed count; `axes`
+    its grid (config field -> values, which `--grid` may change), `settings` its other budget
+    constants (widths, step counts, ...), and `quick` what --quick changes in all three."""
 
     name: str
     description: str
     base: Config
-    quick_overrides: dict
-    default_seeds: int
     run: Callable[["Context"], dict]
+    default_seeds: int
     axes: dict = dataclasses.field(default_factory=dict)
-    quick_axes: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
+    quick: Quick = Quick()
+
+    def main(self, argv: Optional[list] = None) -> int:
+        """Runs the experiment with command-line arguments; returns the exit status."""
+        return main(self, argv)
+
+
+def script(module_name: str, experiment: Experiment) -> None:
+    """An experiment file's last line, `cli.script(__name__, EXPERIMENT)`: runs it when executed."""
+    if module_name == "__main__":
+        raise SystemExit(experiment.main())
 
 
 @dataclasses.dataclass
 class Context:
     """What `run` gets: the validated config, seeds, the run directory and flags; `axes` the grid
-    to sweep (the experiment's, or the user's --grid), `user_set` the fields the user --set."""
+    to sweep (the experiment's, or the user's --grid), `settings` the experiment's settings
+    (quick ones under --quick), `user_set` the config fields the user --set."""
 
     cfg: Config
     seeds: list
     quick: bool
     run_dir: RunDir
     quiet: bool
-    argv: list
     axes: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
     user_set: tuple = ()
 
 
@@ -167,7 +189,7 @@ def _read_run_config(path: str) -> dict:
 def resolve_axes(experiment: Experiment, cfg: Config, quick: bool, grid: list, stored=None) -> dict:
     """The grid to sweep: the experiment's axes (quick ones under --quick, or a --from run's),
     with each `--grid AXIS=V1,V2` replacing an axis's values; every value validated."""
-    axes = dict(experiment.quick_axes if quick and experiment.quick_axes else experiment.axes)
+    axes = {**experiment.axes, **(experiment.quick.axes if quick else {})}
     if stored:
         axes.update({k: tuple(v) for k, v in stored.items() if k in axes})
     given = set()
@@ -203,7 +225,7 @@ def resolve(experiment: Experiment, args) -> tuple[Config, list, bool, dict]:
     else:
         cfg, quick = experiment.base, args.quick
         if quick:
-            cfg = cfg.replace(**experiment.quick_overrides)
+            cfg = cfg.replace(**experiment.quick.config)
         seeds = args.seeds or list(range(experiment.default_seeds))
     if args.dataset is not None:
         cfg = cfg.replace(dataset=args.dataset)
@@ -247,7 +269,8 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
             if not runtime.all_processes_agree(refusal is None):
                 raise refusal or ConfigError("process 0 refused to start this run; its message says why")
             user_set = tuple(item.partition("=")[0].strip() for item in args.overrides)
-            ctx = Context(cfg, seeds, quick, run_dir, quiet, argv, axes, user_set)
+            settings = {**experiment.settings, **(experiment.quick.settings if quick else {})}
+            ctx = Context(cfg, seeds, quick, run_dir, quiet, axes, settings, user_set)
             return _run(experiment, ctx, write=runtime.is_writer())
     except ConfigError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
@@ -281,7 +304,3 @@ def _run(experiment: Experiment, ctx: Context, write: bool) -> int:
         print(f"results: {ctx.run_dir.path}", file=sys.stderr)
     return 0
 
-
-def entry(experiment: Experiment) -> int:
-    """`raise SystemExit(entry(EXPERIMENT))` in an experiment's __main__ block."""
-    return main(experiment)

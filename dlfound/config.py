@@ -164,6 +164,15 @@ def check_batch_size(cfg: Config, num_train: int) -> None:
            f"at most the {num_train} training examples of {cfg.dataset!r}")
 
 
+def step_budget(cfg: Config, num_train: int, steps: int, eval_steps: int) -> Config:
+    """`cfg` with num_epochs and eval_every_epochs giving about `steps` training steps, evaluated
+    about every `eval_steps` (whole epochs: budgets in steps, as papers state them)."""
+    per_epoch = max(1, num_train // cfg.batch_size)
+    every = max(1, round(eval_steps / per_epoch))
+    evals = max(1, round(steps / (every * per_epoch)))
+    return cfg.replace(num_epochs=every * evals, eval_every_epochs=every)
+
+
 def _field_type(name: str):
     hints = typing.get_type_hints(Config)
     return hints[name]

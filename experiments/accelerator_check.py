@@ -32,18 +32,18 @@ import jax
 from dlfound import cli
 from dlfound.data import load
 from dlfound.files import read_json, write_bytes_atomic
-from experiments import benchmark
+from . import benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"main_sweep_s": 20.0, "main_sweep_programs": 3, "seeds100_s": 60.0, "models_per_s_4096": 2000.0}
 
 
-def timed_run(module: str, out: Path, args: list[str]) -> dict:
-    """Runs `python -m module` in a fresh process with an empty compilation cache; its wall time."""
+def timed_run(name: str, out: Path, args: list[str]) -> dict:
+    """Runs `dlfound run name` in a fresh process with an empty compilation cache; its wall time."""
     env = dict(os.environ, DLFOUND_JAX_CACHE=tempfile.mkdtemp(prefix="dlfound-cold-"), PYTHONUNBUFFERED="1")
     shutil.rmtree(out, ignore_errors=True)  # this check's own sub-run from an earlier check: measure afresh
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, "--out", str(out), "--quiet", *args], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "dlfound", "run", name, "--out", str(out), "--quiet", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
@@ -83,8 +83,8 @@ def run(ctx: cli.Context) -> dict:
     quick = ["--quick"] if ctx.quick else []
     metrics = {"backend": jax.default_backend(), "devices": jax.device_count(),
                "device_kind": jax.devices()[0].device_kind,
-               "main_sweep": timed_run("experiments.depth_activation", ctx.run_dir.file("main"), quick),
-               "seeds100": timed_run("experiments.depth_activation", ctx.run_dir.file("seeds100"),
+               "main_sweep": timed_run("depth_activation", ctx.run_dir.file("main"), quick),
+               "seeds100": timed_run("depth_activation", ctx.run_dir.file("seeds100"),
                                      [*quick, "--seeds", "2" if ctx.quick else "100"])}
     metrics["benchmark"] = measure(ctx.quick)
     metrics["targets"] = TARGETS
@@ -107,12 +107,5 @@ def measure(quick: bool) -> dict:
 
 
 EXPERIMENT = cli.Experiment(name="accelerator_check", description=__doc__, base=benchmark.SEED_MLP,
-                            quick_overrides={}, default_seeds=1, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+                            default_seeds=1, run=run)
+cli.script(__name__, EXPERIMENT)

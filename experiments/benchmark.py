@@ -46,7 +46,7 @@ from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
 from dlfound.train import Features, init_state, train_epoch
-from experiments import depth_activation
+from . import depth_activation
 
 SEED_MLP = Config(dataset="mnist1d", depth=2, width=(128, 64), activation="relu", init="std_uniform",
                   optimizer="adam", learning_rate=1e-3, batch_size=64, num_epochs=1)
@@ -174,7 +174,7 @@ def one_core_epoch_speed(quick: bool) -> dict | None:
     """`epoch_speed` in a child process started on one core (one XLA device, PyTorch at 1 thread)."""
     core = min(os.sched_getaffinity(0))
     code = (f"import os; os.sched_setaffinity(0, {{{core}}}); import json; "  # before JAX starts threads
-            f"from experiments import benchmark as b; print(json.dumps(b.one_core({quick})))")
+            f"from dlfound import catalog; b = catalog.load('benchmark'); print(json.dumps(b.one_core({quick})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
@@ -245,7 +245,7 @@ def sweep_compile_seconds(data: Dataset, quick: bool, seeds: int = 5) -> dict:
     """Programs and total compile seconds of the main sweep under each packing policy (with
     --quick, its depth-1 cells of two activations, packed and not)."""
     exp = depth_activation
-    base = exp.BASE.replace(**exp.EXPERIMENT.quick_overrides) if quick else exp.BASE
+    base = exp.BASE.replace(**exp.EXPERIMENT.quick.config) if quick else exp.BASE
     depths, acts = ((1,), ("identity", "relu")) if quick else (exp.DEPTHS, exp.ACTIVATIONS)
     sweeps = exp.sweeps(base, depths, acts)
     policies = {"none": (), "default": packing.default_axes(), "all": packing.PACKABLE}
@@ -292,13 +292,6 @@ def run(ctx: cli.Context) -> dict:
     return {"metrics": metrics, "claims": []}
 
 
-EXPERIMENT = cli.Experiment(name="benchmark", description=__doc__, base=SEED_MLP, quick_overrides={},
+EXPERIMENT = cli.Experiment(name="benchmark", description=__doc__, base=SEED_MLP,
                             default_seeds=1, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+cli.script(__name__, EXPERIMENT)

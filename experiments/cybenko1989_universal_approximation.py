@@ -187,12 +187,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="cybenko1989_universal_approximation", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 4, "eval_every_epochs": 2}, default_seeds=3, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}), default_seeds=3, run=run)
+cli.script(__name__, EXPERIMENT)

@@ -186,12 +186,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="data_scaling", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 1}, default_seeds=5, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"num_epochs": 1}), default_seeds=5, run=run)
+cli.script(__name__, EXPERIMENT)

@@ -169,15 +169,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
-    name="depth_activation", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 2, "eval_every_epochs": 1}, default_seeds=5, run=run,
+    name="depth_activation", description=__doc__, base=BASE, run=run, default_seeds=5,
     axes={"depth": DEPTHS, "activation": ACTIVATIONS},
-    quick_axes={"depth": (1, 2), "activation": ("identity", "sigmoid", "relu")})
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1},
+                    axes={"depth": (1, 2), "activation": ("identity", "sigmoid", "relu")}))
+cli.script(__name__, EXPERIMENT)

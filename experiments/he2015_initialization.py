@@ -437,12 +437,5 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
-    name="he2015_initialization", description=__doc__, base=BASE, quick_overrides={}, default_seeds=3, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    name="he2015_initialization", description=__doc__, base=BASE, default_seeds=3, run=run)
+cli.script(__name__, EXPERIMENT)

@@ -145,12 +145,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="hendrycks2016_gelu", description=__doc__, base=BASE,
-    quick_overrides={"depth": 2, "num_epochs": 2, "eval_every_epochs": 1}, default_seeds=5, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"depth": 2, "num_epochs": 2, "eval_every_epochs": 1}), default_seeds=5, run=run)
+cli.script(__name__, EXPERIMENT)

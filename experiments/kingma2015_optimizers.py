@@ -176,12 +176,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="kingma2015_optimizers", description=__doc__, base=BASE,
-    quick_overrides={"width": 64, "num_epochs": 2, "eval_every_epochs": 1}, default_seeds=3, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1}), default_seeds=3, run=run)
+cli.script(__name__, EXPERIMENT)

@@ -169,12 +169,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="mcculloch1943_threshold_logic", description=__doc__, base=BASE,
-    quick_overrides={}, default_seeds=1, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    default_seeds=1, run=run)
+cli.script(__name__, EXPERIMENT)

@@ -96,7 +96,7 @@ def recipe_config(ctx: cli.Context, num_train: int) -> Config:
     (76 epochs) unless --quick or --set num_epochs=... says otherwise.
     """
     cfg = ctx.cfg
-    explicit = any(arg.replace(" ", "").startswith("num_epochs=") for arg in ctx.argv)
+    explicit = "num_epochs" in ctx.user_set
     if cfg.dataset in TARGETS or ctx.quick or explicit:
         return cfg
     return cfg.replace(num_epochs=-(-RECIPE_UPDATES // (num_train // cfg.batch_size)))
@@ -129,12 +129,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="mnist_mlp", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 1}, default_seeds=3, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"num_epochs": 1}), default_seeds=3, run=run)
+cli.script(__name__, EXPERIMENT)

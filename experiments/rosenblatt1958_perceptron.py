@@ -290,12 +290,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="rosenblatt1958_perceptron", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 2}, default_seeds=20, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"num_epochs": 2}), default_seeds=20, run=run)
+cli.script(__name__, EXPERIMENT)

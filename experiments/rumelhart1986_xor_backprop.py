@@ -295,12 +295,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="rumelhart1986_xor_backprop", description=__doc__, base=BASE,
-    quick_overrides={"num_epochs": 400}, default_seeds=200, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"num_epochs": 400}), default_seeds=200, run=run)
+cli.script(__name__, EXPERIMENT)

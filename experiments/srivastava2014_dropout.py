@@ -119,12 +119,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="srivastava2014_dropout", description=__doc__, base=BASE,
-    quick_overrides={"width": 64, "num_epochs": 2, "eval_every_epochs": 1}, default_seeds=3, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1}), default_seeds=3, run=run)
+cli.script(__name__, EXPERIMENT)

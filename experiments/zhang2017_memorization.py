@@ -177,12 +177,5 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     name="zhang2017_memorization", description=__doc__, base=BASE,
-    quick_overrides={"width": 32, "num_epochs": 2}, default_seeds=3, run=run)
-
-
-def main(argv=None) -> int:
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    quick=cli.Quick(config={"width": 32, "num_epochs": 2}), default_seeds=3, run=run)
+cli.script(__name__, EXPERIMENT)

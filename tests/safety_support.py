@@ -16,7 +16,7 @@ def run_cli(capsys, *argv):
     """The main sweep's command line in-process, training replaced by a tripwire; (status, stderr)."""
     capsys.readouterr()
     with mock.patch.object(sweep, "train_ensemble", tripwire):
-        status = depth_activation.main(["--quiet", "--quick", *argv])
+        status = depth_activation.EXPERIMENT.main(["--quiet", "--quick", *argv])
     return status, capsys.readouterr().err
 
 

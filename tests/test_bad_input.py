@@ -50,7 +50,7 @@ def _cli(capsys, tmp_path, *args, quick=True):
         argv += ["--out", str(out)]
     capsys.readouterr()
     with mock.patch.object(sweep_lib, "train_ensemble", _tripwire):
-        status = depth_activation.main(argv)
+        status = depth_activation.EXPERIMENT.main(argv)
     captured = capsys.readouterr()
     return status, captured.err, out
 

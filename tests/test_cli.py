@@ -55,7 +55,7 @@ def make_experiment(run=None, name="fake") -> cli.Experiment:
         name=name,
         description="A fake experiment.\n\nMore text.",
         base=Config(depth=3, width=16, num_epochs=4),
-        quick_overrides={"num_epochs": 1, "width": 4},
+        quick=cli.Quick(config={"num_epochs": 1, "width": 4}),
         default_seeds=3,
         run=run or Recorder(),
     )
@@ -282,10 +282,28 @@ def test_run_must_return_metrics_and_claims(tmp_path, capsys):
         cli.main(make_experiment(run=lambda ctx: {"claim": []}), ["--out", str(tmp_path)])
 
 
-def test_entry_reads_sys_argv(tmp_path, capsys, monkeypatch):
+def test_script_runs_only_as_main_and_reads_sys_argv(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["prog", "--out", str(tmp_path), "--seeds", "1"])
-    assert cli.entry(make_experiment()) == 0
+    cli.script("experiments.fake", make_experiment())  # imported, not executed: nothing runs
+    assert not (tmp_path / "summary.json").exists()
+    with pytest.raises(SystemExit) as done:
+        cli.script("__main__", make_experiment())
+    assert done.value.code == 0
     assert files.read_json(tmp_path / "summary.json")["seeds"] == [0]
+
+
+def test_quick_changes_config_axes_and_settings_in_one_place(tmp_path):
+    run = Recorder()
+    experiment = dataclasses.replace(
+        make_experiment(run), axes={"depth": (1, 2, 4)}, settings={"steps": 1000, "widths": (8, 16)},
+        quick=cli.Quick(config={"num_epochs": 1}, axes={"depth": (1,)}, settings={"steps": 10}))
+    assert experiment.main(["--out", str(tmp_path / "full")]) == 0
+    assert experiment.main(["--out", str(tmp_path / "quick"), "--quick"]) == 0
+    full, quick = run.contexts
+    assert (full.cfg.num_epochs, full.axes, full.settings) == (4, {"depth": (1, 2, 4)},
+                                                                {"steps": 1000, "widths": (8, 16)})
+    assert (quick.cfg.num_epochs, quick.axes, quick.settings) == (1, {"depth": (1,)},
+                                                                  {"steps": 10, "widths": (8, 16)})
 
 
 settable = st.sampled_from(field_names()) | st.text(min_size=1, max_size=8)
@@ -306,7 +324,8 @@ def test_garbage_set_values_never_give_a_traceback(capsys, key, value):
 
 def _gridded(run) -> cli.Experiment:
     return dataclasses.replace(make_experiment(run), axes={"depth": (1, 2, 4), "activation": ("relu", "tanh")},
-                               quick_axes={"depth": (1,), "activation": ("relu",)})
+                               quick=cli.Quick(config={"num_epochs": 1, "width": 4},
+                                               axes={"depth": (1,), "activation": ("relu",)}))
 
 
 def test_grid_replaces_an_axis_and_is_part_of_the_run(tmp_path, capsys):

@@ -13,7 +13,7 @@ def _summary(path):
 
 
 def test_depth_activation_quick_writes_summary_report_and_plots(tmp_path):
-    assert depth_activation.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert depth_activation.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = _summary(tmp_path)
     assert summary["experiment"] == "depth_activation" and summary["quick"] is True
     assert {c["id"] for c in summary["claims"]} == {"T1", "T2"}
@@ -26,7 +26,7 @@ def test_depth_activation_quick_writes_summary_report_and_plots(tmp_path):
 
 
 def test_mnist_mlp_quick_on_mnist1d(tmp_path):
-    assert mnist_mlp.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert mnist_mlp.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = _summary(tmp_path)
     assert [c["id"] for c in summary["claims"]] == ["T12"]
     metrics = summary["metrics"]
@@ -42,7 +42,7 @@ def test_missing_mnist_names_the_files_and_the_directory(tmp_path, monkeypatch, 
     monkeypatch.setattr(sources, "fetch", offline)
     monkeypatch.setenv("DLFOUND_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DLFOUND_DATA_DIR", str(tmp_path / "manual"))
-    status = mnist_mlp.main(["--dataset", "mnist", "--out", str(tmp_path / "run"), "--quiet"])
+    status = mnist_mlp.EXPERIMENT.main(["--dataset", "mnist", "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert status == 2
     assert "Traceback" not in err
@@ -61,7 +61,7 @@ def test_missing_mnist_names_the_files_and_the_directory(tmp_path, monkeypatch, 
     (["--seeds", "0"], "--seeds"),
 ])
 def test_bad_values_exit_2_with_one_line(tmp_path, capsys, argv, needle):
-    status = depth_activation.main([*argv, "--quick", "--out", str(tmp_path), "--quiet"])
+    status = depth_activation.EXPERIMENT.main([*argv, "--quick", "--out", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
@@ -71,7 +71,7 @@ def test_bad_values_exit_2_with_one_line(tmp_path, capsys, argv, needle):
 def test_benchmark_quick_reports_every_measure(tmp_path):
     from experiments import benchmark
 
-    assert benchmark.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    assert benchmark.EXPERIMENT.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
     metrics = _summary(tmp_path)["metrics"]
     for speed in (metrics["one_core"], metrics["all_devices"]):
         assert speed["epoch_s"]["dlfound"] > 0 and 0 < speed["fraction_of_matmul_peak"] < 2
@@ -92,7 +92,7 @@ def test_accelerator_check_quick_measures_everything_it_reports(tmp_path):
     """The one-command GPU check runs on a CPU too: cold runs in fresh processes, then the curve."""
     from experiments import accelerator_check
 
-    assert accelerator_check.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    assert accelerator_check.EXPERIMENT.main(["--quick", "--out", str(tmp_path), "--quiet"]) == 0
     metrics = _summary(tmp_path)["metrics"]
     for run in ("main_sweep", "seeds100"):
         assert "error" not in metrics[run] and metrics[run]["seconds"] > 0

@@ -28,7 +28,7 @@ def _claim_ids(out_dir):
 @pytest.mark.parametrize("module, claim_id", [(f1, "F1"), (f2, "F2"), (f3, "F3"), (f4, "F4")],
                          ids=["F1", "F2", "F3", "F4"])
 def test_quick_run_writes_summary_with_claim_ids(tmp_path, module, claim_id):
-    assert module.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     assert _claim_ids(tmp_path) == {claim_id}
     assert list(tmp_path.glob("*.png"))
 

@@ -17,7 +17,7 @@ from experiments import telgarsky2016_depth_efficiency as telgarsky
 @pytest.mark.parametrize("module, claim_ids", [
     (saxe, {"F5"}), (cybenko, {"F6"}), (telgarsky, {"F7"}), (greydanus, {"T13"})])
 def test_quick_run_writes_a_summary_with_its_claims(module, claim_ids, tmp_path):
-    assert module.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = read_json(tmp_path / "summary.json")
     assert {c["id"] for c in summary["claims"]} == claim_ids
     assert all(c["verdict"] == "inconclusive" for c in summary["claims"])

@@ -25,7 +25,7 @@ QUICK_RUNS = [
 
 @pytest.mark.parametrize("module,ids", QUICK_RUNS, ids=[m.__name__.rsplit(".", 1)[1] for m, _ in QUICK_RUNS])
 def test_quick_run_writes_summary_with_claim_ids(module, ids, tmp_path):
-    assert module.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["quick"] is True
     assert {c["id"] for c in summary["claims"]} == ids

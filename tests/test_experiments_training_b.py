@@ -13,7 +13,7 @@ from experiments import srivastava2014_dropout as t8
 
 @pytest.mark.parametrize("module, claim_id", [(t3, "T3"), (t7, "T7"), (t8, "T8")], ids=["T3", "T7", "T8"])
 def test_quick_run_writes_summary_with_claim_ids(tmp_path, module, claim_id):
-    assert module.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["quick"] is True and summary["seeds"] == [0, 1]
     assert len(summary["claims"]) == 2

@@ -27,7 +27,7 @@ def _summary(path):
     (t11, "T11", 2, ("test_accuracy_vs_train_size.png", "advantage_over_logistic.png")),
 ], ids=["T9", "T10", "T11"])
 def test_quick_run_writes_summary_claims_and_plots(tmp_path, module, claim_id, count, pictures):
-    assert module.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = _summary(tmp_path)
     assert summary["quick"] is True and summary["seeds"] == [0, 1]
     assert [c["id"] for c in summary["claims"]] == [claim_id] * count

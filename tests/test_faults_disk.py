@@ -64,7 +64,7 @@ def test_unwritable_out_fails_before_training(tiny, tmp_path, capsys, monkeypatc
     monkeypatch.setattr(module, "load", _tripwire)
     for out in _unwritable_outs(tmp_path):
         capsys.readouterr()
-        assert module.main(["--quiet", "--out", str(out)]) == 2
+        assert module.EXPERIMENT.main(["--quiet", "--out", str(out)]) == 2
         line = _one_error_line(capsys.readouterr().err)
         assert "not writable" in line and str(out) in line and "--out" in line
 
@@ -85,7 +85,7 @@ def test_full_disk_fails_before_training(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sweep, "train_ensemble", _tripwire)
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(results.shutil, "disk_usage", lambda path: usage._replace(free=2**20))
-    assert module.main(["--quiet", "--out", str(tmp_path / "b")]) == 2
+    assert module.EXPERIMENT.main(["--quiet", "--out", str(tmp_path / "b")]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "1.0 MiB free" in line and "free space or choose another --out" in line
     assert not (tmp_path / "b" / "config.json").exists()
@@ -124,7 +124,7 @@ def test_disk_full_during_a_run_is_one_clear_line(tiny, tmp_path, capsys, monkey
         return real_append(self, blocks, identities)
 
     monkeypatch.setattr(RunDir, "append_cells", full)
-    status = module.main(["--quiet", "--out", str(tmp_path / "run")])
+    status = module.EXPERIMENT.main(["--quiet", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert status == 1 and "Traceback" not in err
     line = _one_error_line(err)

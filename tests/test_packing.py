@@ -87,7 +87,7 @@ def _assert_same(packed: tuple, alone: tuple, skip_members=(), bitwise: bool = T
 def test_main_sweep_packed_equals_every_cell_alone_on_its_quick_budget():
     """Every activation and depth of the main sweep, each packed two ways, against its own cell."""
     exp = depth_activation
-    base = exp.BASE.replace(**exp.EXPERIMENT.quick_overrides)
+    base = exp.BASE.replace(**exp.EXPERIMENT.quick.config)
     data = load(base.dataset, validation_fraction=base.validation_fraction, seed=base.seed)
     sweeps = exp.sweeps(base, exp.DEPTHS, exp.ACTIVATIONS)[1:]  # the depth x activation grid
     seeds = [0, 1, 2, 3, 4]  # the main sweep's: a cell alone fills its lanes, as a packed program does

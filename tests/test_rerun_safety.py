@@ -66,10 +66,10 @@ def test_changed_inputs_are_refused_not_answered_with_old_results(finished, moon
 
 def test_a_refused_start_does_not_block_the_corrected_command(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert depth_activation.main(["--quick", "--quiet", "--out", out, "--set", "batch_size=100000"]) == 2
+    assert depth_activation.EXPERIMENT.main(["--quick", "--quiet", "--out", out, "--set", "batch_size=100000"]) == 2
     assert "batch_size=100000" in capsys.readouterr().err
     with mock.patch.object(sweep, "train_ensemble", _tripwire), pytest.raises(AssertionError, match="training"):
-        depth_activation.main(["--quick", "--quiet", "--out", out, "--set", "batch_size=32"])
+        depth_activation.EXPERIMENT.main(["--quick", "--quiet", "--out", out, "--set", "batch_size=32"])
 
 
 def test_overwrite_starts_the_same_run_afresh(tmp_path):

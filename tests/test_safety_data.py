@@ -119,7 +119,7 @@ def test_generated_npz_contents_never_trace_back_or_change_the_class_count(capsy
     capsys.readouterr()
     with mock.patch.object(sweep, "train_ensemble", record):
         try:
-            status = depth_activation.main(["--quiet", "--quick", "--dataset", dataset, "--out", str(out),
+            status = depth_activation.EXPERIMENT.main(["--quiet", "--quick", "--dataset", dataset, "--out", str(out),
                                             "--set", "batch_size=1", "--set", "validation_fraction=0"])
         except AssertionError:
             status = None
@@ -170,7 +170,7 @@ def test_the_estimate_is_printed_before_training(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("CI", raising=False)  # $CI silences progress lines
     capsys.readouterr()
     with mock.patch.object(sweep, "train_ensemble", tripwire), pytest.raises(AssertionError):
-        depth_activation.main(["--quick", "--out", str(tmp_path / "run")])
+        depth_activation.EXPERIMENT.main(["--quick", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert "plan: 7 cells in 3 programs, 35 models of up to 7,434 parameters; about" in err
     assert "of results and" in err and "on this machine" in err

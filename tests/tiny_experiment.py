@@ -38,13 +38,7 @@ def run(ctx):
     return {"metrics": metrics, "claims": []}
 
 
-EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE,
-                            quick_overrides={"num_epochs": 2}, default_seeds=3, run=run)
-
-
-def main(argv=None):
-    return cli.main(EXPERIMENT, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE, run=run, default_seeds=3,
+                            quick=cli.Quick(config={"num_epochs": 2}))
+main = EXPERIMENT.main
+cli.script(__name__, EXPERIMENT)

@@ -49,13 +49,12 @@ from dlfound.config import Config
 from dlfound.data import load
 from dlfound.models import count_params
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=2, width=64, activation="relu", optimizer="momentum",
               learning_rate=0.01, momentum=0.9, batch_size=100, num_epochs=500, eval_every_epochs=50,
               label_noise=0.15, validation_fraction=0.0)
 MULTIPLIERS = (0.2, 0.4, 0.6, 0.75, 0.9, 1.1, 1.5, 2.25, 3.0, 6.0)  # widths as multiples of h_n
-QUICK_MULTIPLIERS = (0.4, 1.0)
 SMALL_REF = 0.4  # the small reference width, as a multiple of h_n (C17's h=16)
 INTERPOLATED = 0.02  # mean train error below this counts as interpolating
 PEAK_OVER_SMALL, PEAK_OVER_LARGE = 0.03, 0.05
@@ -98,7 +97,7 @@ def peak_excess(widths, test_err, h_int: float, small: int, large: int) -> float
 
 def _errors(table: Table, widths, metric: str, p: float) -> np.ndarray:
     """1 - accuracy, shape (seeds, widths)."""
-    return np.array([1 - table.final(metric, label_noise=p, cell=cell_id({"width": w})) for w in widths]).T
+    return np.array([1 - table.final(metric, width=w, label_noise=p) for w in widths]).T
 
 
 def _judge_peak(widths, test_err, train_err, small, large, h_n, quick) -> tuple[dict, int | None]:
@@ -155,7 +154,7 @@ def run(ctx: cli.Context) -> dict:
     num_train = math.ceil(ctx.cfg.train_fraction * data.num_train)
     input_dim, classes = int(np.prod(data.input_shape)), data.num_classes
     h_n = interpolation_width(num_train, input_dim, ctx.cfg.depth, classes)
-    widths = width_grid(h_n, QUICK_MULTIPLIERS if ctx.quick else MULTIPLIERS)
+    widths = width_grid(h_n, ctx.settings["multipliers"])
     small = min(widths, key=lambda w: abs(math.log(w / (SMALL_REF * h_n))))
     large = max(widths)
     noise = ctx.cfg.label_noise
@@ -186,14 +185,15 @@ def run(ctx: cli.Context) -> dict:
                        for p in levels},
         "train_error": {f"p={p:g}": {w: describe(err[p][1][:, i]) for i, w in enumerate(widths)}
                         for p in levels},
-        "final_train_loss": {f"p={p:g}": {w: float(table.final("train_loss", label_noise=p, cell=cell_id({"width": w})).mean()) for w in widths}
-                             for p in levels},
+        "final_train_loss": {f"p={p:g}": {w: float(table.final("train_loss", width=w, label_noise=p).mean())
+                                          for w in widths} for p in levels},
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="belkin2019_double_descent", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}), default_seeds=3, run=run)
+    name="belkin2019_double_descent", description=__doc__, base=BASE, run=run, default_seeds=3,
+    settings={"multipliers": MULTIPLIERS},
+    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}, settings={"multipliers": (0.4, 1.0)}))
 cli.script(__name__, EXPERIMENT)

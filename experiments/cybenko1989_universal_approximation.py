@@ -1,4 +1,4 @@
-"""Cybenko (1989); Hornik et al. (1989): one hidden layer approximates any continuous function; error falls with width.
+"""Cybenko (1989); Hornik et al. (1989): one hidden layer approximates any continuous function.
 
 Papers: Cybenko (1989), "Approximation by superpositions of a sigmoidal function", Math. Control
         Signals Systems 2; Hornik, Stinchcombe & White (1989), "Multilayer feedforward networks
@@ -36,17 +36,15 @@ Pass:   C05's criterion, on C05's widths 2..64, for every target that is not exa
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlfound import claims, cli, plots, runtime
+from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
-from dlfound.files import read_json, write_json_atomic
-from dlfound.models import make_model
-from dlfound.sweep import Sweep, cell_id, run_sweep
+from dlfound.sweep import Sweep, run_sweep
+from dlfound.table import Table
 
 BASE = Config(dataset="sin", depth=1, width=2, activation="relu", loss="mse", optimizer="adam",
               learning_rate=1e-2, batch_size=256, num_epochs=4000,
@@ -58,7 +56,6 @@ WIDTHS = tuple(2**j for j in range(1, 11))
 LEARNING_RATES = (3e-3, 1e-2)
 NUM_POINTS = 256
 FIT_WIDTHS = (2, 8, 64, 1024)
-QUICK = {"targets": ("sin", "abs"), "widths": (2, 8)}
 RATIO, VIOLATIONS, IN_CLASS_NMSE = 1e-2, 1, 1e-4
 RATE_WIDTH = 64  # C05 judges widths 2..64; wider nets show the floor
 
@@ -80,26 +77,16 @@ def loglog_slope(widths, mse) -> float:
     return float(np.polyfit(np.log10(widths), np.log10(mse), 1)[0])
 
 
-def _fits_hook(ctx, x_plot: np.ndarray):
-    """on_result hook: predictions on `x_plot` of each cell's best member, kept in the run dir for resumes."""
-    path = ctx.run_dir.file("fits.json")
-    memory: dict = {}
-
-    def hook(cell, result):
-        if cell.cfg.width not in FIT_WIDTHS:
-            return
-        best = int(np.argmin(result.history["test_loss"][:, -1]))
-        model = make_model(cell.cfg, 1)
-        params = jax.tree.map(lambda a: a[best], result.params)
-        y = model.apply({"params": params}, jnp.asarray(with_constant_feature(x_plot[:, None])))[:, 0]
-        memory[cell.id] = np.asarray(y).tolist()
-        if runtime.is_writer():
-            write_json_atomic(path, {**(read_json(path) if path.exists() else {}), cell.id: memory[cell.id]})
-
-    def stored() -> dict:
-        return {**(read_json(path) if path.exists() else {}), **memory}
-
-    return hook, stored
+def best_fits(table: Table, targets, widths, x_plot: np.ndarray) -> dict:
+    """Per (target, width in FIT_WIDTHS): predictions on `x_plot` of the member with the lowest test loss."""
+    fits = {}
+    for t in targets:
+        for w in (w for w in widths if w in FIT_WIDTHS):
+            best = int(np.argmin(table.final("test_loss", dataset=t, width=w)))
+            models = table.models(dataset=t, width=w)
+            y = models.module().apply(models.one(best), jnp.asarray(with_constant_feature(x_plot[:, None])))
+            fits[t, w] = np.asarray(y[:, 0])
+    return fits
 
 
 def _judge(best, variances, activation, widths, quick) -> list[dict]:
@@ -122,8 +109,9 @@ def _judge(best, variances, activation, widths, quick) -> list[dict]:
     out = [claims.judge(
         "F6", "One hidden layer approximates continuous functions, with error falling as width grows "
               "(Cybenko 1989; Hornik et al. 1989)",
-        f"per target: best MSE({mid}) <= {RATIO:g} x best MSE({small}), at most {VIOLATIONS} rise along widths "
-        f"{small}..{mid}, negative log-log slope over {small}..{widths[-1]} (best over seeds and learning rates)",
+        f"per target: best MSE({mid}) <= {RATIO:g} x best MSE({small}), at most {VIOLATIONS} rise along "
+        f"widths {small}..{mid}, negative log-log slope over {small}..{widths[-1]} (best over seeds and "
+        "learning rates)",
         all(flags) if flags else None, "; ".join(parts) or "no target outside the width-2 class",
         {"widths": list(widths), **numbers}, quick=quick)]
     if in_class:
@@ -149,43 +137,46 @@ def _plots(ctx, best, per_seed, widths, fits, datasets, x_plot) -> None:
         x = np.asarray(data.x_test[:, 0])
         order = np.argsort(x)
         series = {f"{target} (test points)": np.interp(x_plot, x[order], np.asarray(data.y_test[order, 0]))}
-        for w in FIT_WIDTHS:
-            cell = cell_id({"dataset": target, "width": w})
-            if cell in fits:
-                series[f"width {w}"] = np.asarray(fits[cell])
+        series.update({f"width {w}": fits[target, w] for w in FIT_WIDTHS if (target, w) in fits})
         plots.curves_with_bands(ctx.run_dir.file(f"fits_{target}.png"), x_plot, series, "x", "f(x)",
                                 f"{target}: best one-hidden-layer fits by width")
 
 
-def run(ctx: cli.Context) -> dict:
-    targets = QUICK["targets"] if ctx.quick else tuple(TARGETS)
-    widths = QUICK["widths"] if ctx.quick else WIDTHS
-    datasets = {t: target_data(t) for t in targets}
-    x_plot = np.linspace(-1.0, 1.0, 401)
-    hook, stored_fits = _fits_hook(ctx, x_plot)
-    sweep = Sweep(ctx.cfg, {"dataset": targets, "width": widths}, {"learning_rate": LEARNING_RATES})
-    table = run_sweep(sweep, lambda cfg: datasets[cfg.dataset], ctx.seeds, ctx.run_dir,
-                      quiet=ctx.quiet, on_result=hook)
+def best_mse(table: Table, targets, widths) -> tuple[dict, dict]:
+    """Per target: the best test MSE per width (over seeds and learning rates), and per seed."""
     best, per_seed = {}, {}
     for t in targets:
-        mse_WxM = np.stack([2 * table.final("test_loss", cell=cell_id({"dataset": t, "width": w})) for w in widths])
+        mse_WxM = np.stack([2 * table.final("test_loss", dataset=t, width=w) for w in widths])
         mse_WxM = np.where(np.isfinite(mse_WxM), mse_WxM, np.inf)
         best[t] = mse_WxM.min(axis=1)
-        seeds = table.member_values("seed", cell=cell_id({"dataset": t, "width": widths[0]}))
+        seeds = table.member_values("seed", dataset=t, width=widths[0])
         per_seed[t] = np.stack([mse_WxM[:, seeds == s].min(axis=1) for s in np.unique(seeds)])
+    return best, per_seed
+
+
+def run(ctx: cli.Context) -> dict:
+    targets, widths = ctx.settings["targets"], ctx.axes["width"]
+    datasets = {t: target_data(t) for t in targets}
+    x_plot = np.linspace(-1.0, 1.0, 401)
+    sweep = Sweep(ctx.cfg, {"dataset": targets, "width": widths}, {"learning_rate": LEARNING_RATES})
+    table = run_sweep(sweep, lambda cfg: datasets[cfg.dataset], ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    best, per_seed = best_mse(table, targets, widths)
     variances = {t: float(np.var(np.asarray(d.y_test))) for t, d in datasets.items()}
     verdicts = _judge(best, variances, ctx.cfg.activation, list(widths), ctx.quick)
-    _plots(ctx, best, per_seed, widths, stored_fits(), datasets, x_plot)
+    _plots(ctx, best, per_seed, widths, best_fits(table, targets, widths, x_plot), datasets, x_plot)
     metrics = {"widths": list(widths), "learning_rates": list(LEARNING_RATES),
                "best_test_mse": {t: v.tolist() for t, v in best.items()},
                "best_test_mse_over_variance": {t: (v / variances[t]).tolist() for t, v in best.items()},
                "loglog_slope": {t: loglog_slope(widths, v) for t, v in best.items()},
                "test_mse_by_seed": {t: v.tolist() for t, v in per_seed.items()},
-               "target_variance": variances, "activation": ctx.cfg.activation, "init": ctx.cfg.resolved_init}
+               "target_variance": variances, "activation": ctx.cfg.activation,
+               "init": ctx.cfg.resolved_init}
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="cybenko1989_universal_approximation", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}), default_seeds=3, run=run)
+    name="cybenko1989_universal_approximation", description=__doc__, base=BASE, run=run, default_seeds=3,
+    axes={"width": WIDTHS}, settings={"targets": tuple(TARGETS)},
+    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}, axes={"width": (2, 8)},
+                    settings={"targets": ("sin", "abs")}))
 cli.script(__name__, EXPERIMENT)

@@ -10,15 +10,16 @@ Setup:  MNIST-1D, all 4000 training examples (no validation carve), nested subse
         10, 20, 50 and 100% (`train_fraction`, structural: the first ceil(f n) examples of one
         fixed permutation, so every subset contains the smaller ones and all seeds see the same
         examples; a size below one batch is replaced by the smallest size holding one batch).
-        Models: logistic regression (depth 0), a shallow MLP (1 x 128) and a deep MLP (3 x 128),
-        ReLU (He init), Adam lr 1e-3, batch 32, 5 seeds vmapped per cell (one compile per size x
-        model). Fixed steps, not fixed epochs: every size trains for the same number of updates,
-        num_epochs x (full-size batches per epoch) = 32 x 125 = 4000 steps, so a 1% subset sees
-        4000 epochs and the full set 32; with fixed epochs the small subsets would get a handful
-        of updates and the curve would confound data with compute. Final test accuracy, no early
-        stopping.
+        Models (the `depth` axis): logistic regression (depth 0, always run: the baseline), a
+        shallow MLP (1 x 128) and a deep MLP (3 x 128), ReLU (He init), Adam lr 1e-3, batch 32,
+        5 seeds vmapped per cell (one compile per size x model). Fixed steps, not fixed epochs:
+        every size trains for the same number of updates, num_epochs x (full-size batches per
+        epoch) = 32 x 125 = 4000 steps, so a 1% subset sees 4000 epochs and the full set 32; with
+        fixed epochs the small subsets would get a handful of updates and the curve would confound
+        data with compute. Final test accuracy, no early stopping.
 Run:    python -m experiments.data_scaling            # ~1.5 min on 2 free CPU cores
         python -m experiments.data_scaling --quick    # seconds; smoke test only
+        python -m experiments.data_scaling --grid depth=1,6   # other MLPs (logistic regression runs too)
         python -m experiments.data_scaling --dataset fashion_mnist --set num_epochs=2 --set batch_size=128
             # full size (60k images; 1% = 600): 2 epochs at full size = 936 steps per cell, a few
             # minutes on CPU; more epochs want a GPU
@@ -46,13 +47,12 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, cell_id, run_sweeps
+from dlfound.sweep import Sweep, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=3, width=128, activation="relu", optimizer="adam",
               learning_rate=1e-3, batch_size=32, num_epochs=32, validation_fraction=0.0)
 FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-QUICK_FRACTIONS = (0.25, 1.0)
-SHALLOW_DEPTH = 1
+MLP_DEPTHS = (1, 3)  # shallow and deep; logistic regression (depth 0) always runs beside them
 MIN_RANK_CORRELATION = 0.9
 MIN_RISE = 0.05  # mean accuracy gain from the smallest to the largest size
 GAP_TOLERANCE = 0.02  # how far the MLP-minus-logistic gap may dip and still count as growing
@@ -100,10 +100,6 @@ def monotone_within(values, tolerance: float) -> bool:
     return bool(np.all(v >= np.maximum.accumulate(v) - tolerance))
 
 
-def _cell(fraction: float, depth: int) -> str:
-    return cell_id({"train_fraction": fraction, "depth": depth})
-
-
 def _points(sizes, differences) -> str:
     return ", ".join(f"{n}: {100 * g:+.1f}" for n, g in zip(sizes, differences))
 
@@ -146,23 +142,30 @@ def _judge_gap(sizes, acc: dict, names: dict, mlps, quick: bool) -> dict:
          "deep_minus_shallow": deep_vs_shallow.tolist()}, quick=quick)
 
 
+def sweeps(cfg: Config, fractions, depths, total_steps: int, num_train: int) -> list[Sweep]:
+    """One sweep per size, over the models: the epochs differ so that the steps do not."""
+    out = []
+    for f in fractions:
+        epochs = epochs_for(f, num_train, cfg.batch_size, total_steps)
+        out.append(Sweep(cfg.replace(num_epochs=epochs, eval_every_epochs=epochs),
+                         {"train_fraction": (f,), "depth": depths}))
+    return out
+
+
 def run(ctx: cli.Context) -> dict:
     cfg = ctx.cfg
     data = load(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
     n = data.num_train
-    fractions = usable_fractions(QUICK_FRACTIONS if ctx.quick else FRACTIONS, n, cfg.batch_size)
-    depths = (0, SHALLOW_DEPTH) if ctx.quick else tuple(sorted({0, SHALLOW_DEPTH, cfg.depth}))
+    fractions = usable_fractions(ctx.axes["train_fraction"], n, cfg.batch_size)
+    depths = tuple(sorted({0, *ctx.axes["depth"]}))
     names = {d: "logistic regression" if d == 0 else f"MLP {d}x{cfg.width}" for d in depths}
     total_steps = cfg.num_epochs * (n // cfg.batch_size)
-    sweeps = []
-    for f in fractions:  # one sweep per size: the epochs differ so that the steps do not
-        epochs = epochs_for(f, n, cfg.batch_size, total_steps)
-        sweeps.append(Sweep(cfg.replace(num_epochs=epochs, eval_every_epochs=epochs),
-                            {"train_fraction": (f,), "depth": depths}))
-    table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    table = run_sweeps(sweeps(cfg, fractions, depths, total_steps, n), data, ctx.seeds, ctx.run_dir,
+                       quiet=ctx.quiet)
     sizes = [math.ceil(f * n) for f in fractions]
-    acc = {d: np.array([table.final("test_accuracy", cell=_cell(f, d)) for f in fractions]).T for d in depths}
-    steps = {f: int(table.steps(cell=_cell(f, depths[0]))[-1]) for f in fractions}
+    acc = {d: np.array([table.final("test_accuracy", train_fraction=f, depth=d) for f in fractions]).T
+           for d in depths}
+    steps = {f: int(table.steps(train_fraction=f, depth=depths[0])[-1]) for f in fractions}
     mlps = [d for d in depths if d > 0]
     verdicts = [_judge_growth(sizes, acc, names, ctx.quick), _judge_gap(sizes, acc, names, mlps, ctx.quick)]
     plots.lines(ctx.run_dir.file("test_accuracy_vs_train_size.png"), np.array(sizes),
@@ -177,14 +180,16 @@ def run(ctx: cli.Context) -> dict:
         "steps_per_size": {str(s): steps[f] for s, f in zip(sizes, fractions)},
         "test_accuracy": {names[d]: {str(s): describe(acc[d][:, i]) for i, s in enumerate(sizes)}
                           for d in depths},
-        "train_accuracy": {names[d]: {str(s): describe(table.final("train_accuracy", cell=_cell(f, d)))
-                                      for s, f in zip(sizes, fractions)} for d in depths},
+        "train_accuracy": {
+            names[d]: {str(s): describe(table.final("train_accuracy", train_fraction=f, depth=d))
+                       for s, f in zip(sizes, fractions)} for d in depths},
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="data_scaling", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 1}), default_seeds=5, run=run)
+    name="data_scaling", description=__doc__, base=BASE, run=run, default_seeds=5,
+    axes={"train_fraction": FRACTIONS, "depth": MLP_DEPTHS},
+    quick=cli.Quick(config={"num_epochs": 1}, axes={"train_fraction": (0.25, 1.0), "depth": (1,)}))
 cli.script(__name__, EXPERIMENT)

@@ -46,13 +46,12 @@ from dlfound.data import load
 from dlfound.hyperparams import Hyperparams
 from dlfound.models import count_params
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, run_sweep
+from dlfound.sweep import Sweep, Table, run_sweep, run_sweeps
 from dlfound.train import init_state, steps_per_epoch, train_epoch
 
 BASE = Config(dataset="mnist1d", depth=2, width=100, activation="relu", init="std_uniform", residual=True,
               optimizer="adam", learning_rate=1e-2, batch_size=100, num_epochs=150, eval_every_epochs=10,
               validation_fraction=0.0)
-MLP_CELL, LOGISTIC_CELL, SHUFFLED_CELL = "model=mlp", "model=logistic", "model=mlp_shuffled"
 PUBLISHED = {"logistic": 0.32, "mlp": 0.68}  # README table (notebook: 0.315 and 0.651)
 BANDS = {"logistic": (0.27, 0.37), "mlp": (0.60, 0.75)}
 MIN_GAP = 0.25
@@ -114,7 +113,8 @@ def _judge(logistic, mlp, mlp_shuffled, pair, epoch_steps, quick) -> list[dict]:
         f"mean test accuracy: logistic in {list(BANDS['logistic'])}, MLP in {list(BANDS['mlp'])}; "
         f"MLP - logistic >= {MIN_GAP:.0%} points in every seed",
         all(in_bands.values()) and bool(np.all(gaps >= MIN_GAP)),
-        f"logistic {claims.fmt(logistic.mean())} (seeds {claims.fmt(logistic)}; published {PUBLISHED['logistic']}), "
+        f"logistic {claims.fmt(logistic.mean())} (seeds {claims.fmt(logistic)}; "
+        f"published {PUBLISHED['logistic']}), "
         f"MLP {claims.fmt(mlp.mean())} (seeds {claims.fmt(mlp)}; published {PUBLISHED['mlp']}), "
         f"gap per seed {claims.fmt(gaps)}",
         {"logistic": logistic.tolist(), "mlp": mlp.tolist(), "published": PUBLISHED}, quick=quick)]
@@ -133,51 +133,62 @@ def _judge(logistic, mlp, mlp_shuffled, pair, epoch_steps, quick) -> list[dict]:
         f"after the first epoch ({epoch_steps} steps) the two runs predict the same class on every test "
         f"sequence and their logits differ by <= {LOGIT_RTOL:g} x max(1, max|logit|)",
         bool(pair["agreement"][0] == 1.0) and first_diff <= LOGIT_RTOL * max(1.0, first_scale),
-        f"after epoch 1: max |logit difference| {claims.fmt(first_diff)} (max |logit| {claims.fmt(first_scale)}), "
+        f"after epoch 1: max |logit difference| {claims.fmt(first_diff)} "
+        f"(max |logit| {claims.fmt(first_scale)}), "
         f"agreement {pair['agreement'][0]:.1%}; float32 rounding then grows along training: "
-        f"max difference {claims.fmt(pair['max_abs_diff'][-1])} and agreement {pair['agreement'][-1]:.1%} after "
+        f"max difference {claims.fmt(pair['max_abs_diff'][-1])} "
+        f"and agreement {pair['agreement'][-1]:.1%} after "
         f"{len(pair['agreement'])} epochs (first disagreement at epoch "
         f"{int(split[0]) + 1 if split.size else 'never'})",
         {k: v.tolist() for k, v in pair.items()}, quick=quick))
     return out
 
 
-def run(ctx: cli.Context) -> dict:
+def train_models(ctx: cli.Context, data, perm: np.ndarray) -> tuple[Table, Table]:
+    """The MLP and logistic regression (cells depth=2 and depth=0), then the MLP on the shuffled
+    inputs: a sweep of its own, as its dataset differs (its grid names the width only to keep its
+    stored cell id apart from the original MLP's)."""
     cfg = ctx.cfg
-    data = load(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
-    perm = np.random.default_rng(PERMUTATION_SEED).permutation(int(np.prod(data.input_shape)))
-    # Each model is stored under a distinct grid cell and renamed here (the shuffled MLP's grid
-    # names its width only to keep its stored id apart from the original MLP's).
-    models = ((MLP_CELL, cfg, {"depth": (cfg.depth,)}, data),
-              (LOGISTIC_CELL, cfg.replace(depth=0, width=(), residual=False), {"depth": (0,)}, data),
-              (SHUFFLED_CELL, cfg, {"depth": (cfg.depth,), "width": (cfg.width,)}, shuffled(data, perm)))
-    rows = []
-    for cell, cell_cfg, grid, cell_data in models:
-        rows += [dict(r, cell=cell) for r in run_sweep(Sweep(cell_cfg, grid), cell_data, ctx.seeds, ctx.run_dir,
-                                                        quiet=ctx.quiet).rows]
-    table = Table(rows)
-    mlp, logistic = table.final("test_accuracy", cell=MLP_CELL), table.final("test_accuracy", cell=LOGISTIC_CELL)
-    mlp_shuffled = table.final("test_accuracy", cell=SHUFFLED_CELL)
-    pair = permutation_pair(cfg, data, ctx.seeds[0], perm)
-    plots.curves_with_bands(ctx.run_dir.file("test_accuracy_curves.png"), table.steps(cell=MLP_CELL),
-                            {"MLP 40-100-100-10": table.history("test_accuracy", cell=MLP_CELL),
-                             "MLP, shuffled inputs": table.history("test_accuracy", cell=SHUFFLED_CELL),
-                             "logistic regression": table.history("test_accuracy", cell=LOGISTIC_CELL)},
-                            "step", "test accuracy", f"{cfg.dataset}: MLP vs logistic regression")
+    logistic = cfg.replace(depth=0, width=(), residual=False)
+    table = run_sweeps([Sweep(cfg, {"depth": (cfg.depth,)}), Sweep(logistic, {"depth": (0,)})], data,
+                       ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    moved = run_sweep(Sweep(cfg, {"depth": (cfg.depth,), "width": (cfg.width,)}), shuffled(data, perm),
+                      ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    return table, moved
+
+
+def _plots(ctx, table: Table, moved: Table, pair: dict) -> None:
+    depth = ctx.cfg.depth
+    plots.curves_with_bands(ctx.run_dir.file("test_accuracy_curves.png"), table.steps(depth=depth),
+                            {"MLP 40-100-100-10": table.history("test_accuracy", depth=depth),
+                             "MLP, shuffled inputs": moved.history("test_accuracy", depth=depth),
+                             "logistic regression": table.history("test_accuracy", depth=0)},
+                            "step", "test accuracy", f"{ctx.cfg.dataset}: MLP vs logistic regression")
     epochs = np.arange(1, len(pair["max_abs_diff"]) + 1)
     plots.lines(ctx.run_dir.file("permutation_divergence.png"), epochs,
                 {"max |logit difference|": np.maximum(pair["max_abs_diff"], 1e-12),
                  "max |logit|": pair["max_abs_logit"]},
                 "epoch", "test logits", "Permuted vs original run: float32 rounding grows along training",
                 logy=True)
+
+
+def run(ctx: cli.Context) -> dict:
+    cfg = ctx.cfg
+    data = load(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
     inputs = int(np.prod(data.input_shape))
+    perm = np.random.default_rng(PERMUTATION_SEED).permutation(inputs)
+    table, moved = train_models(ctx, data, perm)
+    mlp, logistic = table.final("test_accuracy", depth=cfg.depth), table.final("test_accuracy", depth=0)
+    mlp_shuffled = moved.final("test_accuracy", depth=cfg.depth)
+    pair = permutation_pair(cfg, data, ctx.seeds[0], perm)
+    _plots(ctx, table, moved, pair)
     metrics = {"mlp_test_accuracy": describe(mlp), "logistic_test_accuracy": describe(logistic),
                "mlp_shuffled_test_accuracy": describe(mlp_shuffled),
-               "mlp_train_accuracy": describe(table.final("train_accuracy", cell=MLP_CELL)),
-               "logistic_train_accuracy": describe(table.final("train_accuracy", cell=LOGISTIC_CELL)),
+               "mlp_train_accuracy": describe(table.final("train_accuracy", depth=cfg.depth)),
+               "logistic_train_accuracy": describe(table.final("train_accuracy", depth=0)),
                "mlp_params": count_params(inputs, cfg.widths, data.num_classes),
                "logistic_params": count_params(inputs, (), data.num_classes),
-               "steps": int(table.steps(cell=MLP_CELL)[-1]), "published": PUBLISHED,
+               "steps": int(table.steps(depth=cfg.depth)[-1]), "published": PUBLISHED,
                "permutation_max_abs_diff_by_epoch": pair["max_abs_diff"].tolist(),
                "permutation_agreement_by_epoch": pair["agreement"].tolist()}
     return {"metrics": metrics, "claims": _judge(logistic, mlp, mlp_shuffled, pair,

@@ -17,6 +17,7 @@ Setup:  the paper's net (8 hidden layers x 128, Adam, batch 128) on MNIST-1D: ac
         whole training set; the with-dropout minibatch loss is recorded too.
 Run:    python -m experiments.hendrycks2016_gelu            # ~2.5 min on 2 idle CPU cores
         python -m experiments.hendrycks2016_gelu --quick    # seconds; smoke test only
+        python -m experiments.hendrycks2016_gelu --grid dropout_rate=0,0.5   # the paper's rate
         python -m experiments.hendrycks2016_gelu --dataset fashion_mnist --set num_epochs=8
             # full size: 421 steps/epoch, ~3.4k steps; tens of minutes on CPU, a minute on a GPU
 Expect: without dropout all three fit the training set (loss ~0 by step ~1500), so the
@@ -40,19 +41,15 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.errors import ConfigError
+from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=8, width=128, activation="gelu", optimizer="adam",
               learning_rate=1e-3, batch_size=128, num_epochs=108, eval_every_epochs=2)
 ACTIVATIONS = ("gelu", "relu", "elu")
 DROPOUT_RATES = (0.0, 0.2)
-QUICK = {"activations": ("gelu", "relu")}
 EARLY_STEP = 500  # no-dropout comparison point: all three reach ~0 loss later (CLAIMS.md C11)
 TOLERANCE = 1.2  # GELU median <= 1.2 x the best rival's median
-
-
-def _cell(activation: str) -> str:
-    return cell_id({"activation": activation})
 
 
 def eval_index(steps, step: int) -> int:
@@ -75,12 +72,12 @@ def gelu_vs_best(medians: dict) -> tuple[float, str]:
 
 
 def _judge(table: Table, acts, rate: float, index: int, label: str, net: str, quick: bool) -> dict:
-    curves = {a: table.history("train_loss", dropout_rate=rate, cell=_cell(a)) for a in acts}
+    curves = {a: table.history("train_loss", activation=a, dropout_rate=rate) for a in acts}
     losses = {a: c[:, index] for a, c in curves.items()}
     medians = {a: float(np.median(v)) for a, v in losses.items()}
     over_run = {a: float(np.median(c[:, 1:].mean(axis=1))) for a, c in curves.items()}
     ratio, best = gelu_vs_best(medians)
-    step = int(table.steps(cell=_cell(acts[0]))[index])
+    step = int(table.steps(activation=acts[0])[index])
     return claims.judge(
         "T3", f"GELU matches or beats ReLU and ELU in a {net} MLP with Adam ({label})",
         f"median training loss over seeds at step {step}: GELU <= {TOLERANCE} x min(ReLU, ELU) "
@@ -89,54 +86,63 @@ def _judge(table: Table, acts, rate: float, index: int, label: str, net: str, qu
         "median train loss " + ", ".join(f"{a} {claims.fmt(m)}" for a, m in medians.items())
         + f"; GELU / {best} = {claims.fmt(ratio)}; ordering {ordering(medians)}; (not judged) median of the "
         "mean loss over the run: " + ", ".join(f"{a} {claims.fmt(m)}" for a, m in over_run.items()),
-        {"step": step, "dropout_rate": rate, "median": medians, "per_seed": {a: v.tolist() for a, v in losses.items()},
+        {"step": step, "dropout_rate": rate, "median": medians,
+         "per_seed": {a: v.tolist() for a, v in losses.items()},
          "ratio_gelu_to_best": ratio, "ordering": ordering(medians), "median_mean_loss_over_run": over_run},
         quick=quick)
 
 
-def _summaries(table: Table, acts, indices: dict) -> dict:
+def _summaries(table: Table, acts, rates, indices: dict) -> dict:
     out = {}
-    for rate in DROPOUT_RATES:
+    for rate in rates:
         for a in acts:
-            loss = table.history("train_loss", dropout_rate=rate, cell=_cell(a))
+            where = {"activation": a, "dropout_rate": rate}
+            loss = table.history("train_loss", **where)
             out[f"{a}/dropout={rate}"] = {
-                **{f"median_train_loss_at_{name}": float(np.median(loss[:, i])) for name, i in indices.items()},
+                **{f"median_train_loss_at_{name}": float(np.median(loss[:, i]))
+                   for name, i in indices.items()},
                 "mean_train_loss_over_run": describe(loss[:, 1:].mean(axis=1)),
-                "final_batch_loss": describe(table.final("batch_loss", dropout_rate=rate, cell=_cell(a))),
-                "final_test_accuracy": describe(table.final("test_accuracy", dropout_rate=rate, cell=_cell(a))),
+                "final_batch_loss": describe(table.final("batch_loss", **where)),
+                "final_test_accuracy": describe(table.final("test_accuracy", **where)),
             }
     return out
 
 
-def _plots(ctx, table: Table, acts, net: str) -> None:
-    steps = table.steps(cell=_cell(acts[0]))
-    for rate in DROPOUT_RATES:
+def _plots(ctx, table: Table, acts, rates, net: str) -> None:
+    steps = table.steps(activation=acts[0])
+    for rate in rates:
         plots.curves_with_bands(
             ctx.run_dir.file(f"train_loss_dropout{rate:g}.png"), steps,
-            {a: table.history("train_loss", dropout_rate=rate, cell=_cell(a)) for a in acts},
+            {a: table.history("train_loss", activation=a, dropout_rate=rate) for a in acts},
             "step", "training loss (clean, whole training set)",
             f"{net} MLP, Adam, dropout {rate:g}: training loss", logy=True)
         plots.curves_with_bands(
             ctx.run_dir.file(f"test_accuracy_dropout{rate:g}.png"), steps,
-            {a: table.history("test_accuracy", dropout_rate=rate, cell=_cell(a)) for a in acts},
+            {a: table.history("test_accuracy", activation=a, dropout_rate=rate) for a in acts},
             "step", "test accuracy", f"{net} MLP, Adam, dropout {rate:g}: test accuracy")
 
 
+def _dropout(rate: float) -> str:
+    return "without dropout" if rate == 0 else f"with dropout {rate:g}"
+
+
 def run(ctx: cli.Context) -> dict:
-    acts = QUICK["activations"] if ctx.quick else ACTIVATIONS
+    acts, rates = ctx.axes["activation"], ctx.axes["dropout_rate"]
+    if "gelu" not in acts:
+        raise ConfigError("--grid activation must include gelu: T3 compares GELU with the others")
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-    sweep = Sweep(ctx.cfg, {"activation": acts}, {"dropout_rate": DROPOUT_RATES})
+    sweep = Sweep(ctx.cfg, {"activation": acts}, {"dropout_rate": rates})
     table = run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    steps = table.steps(cell=_cell(acts[0]))
+    steps = table.steps(activation=acts[0])
     early, final = eval_index(steps, EARLY_STEP), len(steps) - 1
     net = f"depth-{ctx.cfg.depth}, width-{ctx.cfg.width}"
-    verdicts = [_judge(table, acts, DROPOUT_RATES[0], early, "without dropout, early training", net, ctx.quick),
-                _judge(table, acts, DROPOUT_RATES[-1], final, f"with dropout {DROPOUT_RATES[-1]:g}, end of training",
-                       net, ctx.quick)]
-    _plots(ctx, table, acts, net)
+    verdicts = [
+        _judge(table, acts, rates[0], early, f"{_dropout(rates[0])}, early training", net, ctx.quick),
+        _judge(table, acts, rates[-1], final, f"{_dropout(rates[-1])}, end of training", net, ctx.quick)]
+    _plots(ctx, table, acts, rates, net)
     metrics = {
-        "by_activation": _summaries(table, acts, {f"step_{int(steps[early])}": early,
-                                                  f"step_{int(steps[final])}": final}),
+        "by_activation": _summaries(table, acts, rates, {f"step_{int(steps[early])}": early,
+                                                         f"step_{int(steps[final])}": final}),
         "init_by_activation": {a: ctx.cfg.replace(activation=a).resolved_init for a in acts},
         "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
     }
@@ -144,6 +150,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
-    name="hendrycks2016_gelu", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"depth": 2, "num_epochs": 2, "eval_every_epochs": 1}), default_seeds=5, run=run)
+    name="hendrycks2016_gelu", description=__doc__, base=BASE, run=run, default_seeds=5,
+    axes={"activation": ACTIVATIONS, "dropout_rate": DROPOUT_RATES},
+    quick=cli.Quick(config={"depth": 2, "num_epochs": 2, "eval_every_epochs": 1},
+                    axes={"activation": ("gelu", "relu")}))
 cli.script(__name__, EXPERIMENT)

@@ -47,8 +47,9 @@ import numpy as np
 from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
+from dlfound.errors import ConfigError
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
+from dlfound.sweep import Sweep, Table, run_sweeps
 
 BASE = Config(dataset="mnist1d", depth=2, width=256, activation="relu", optimizer="adam",
               dropout_rate=0.5, batch_size=128, num_epochs=72, eval_every_epochs=2)
@@ -61,15 +62,10 @@ LEARNING_RATES = {
     "adagrad": (0.01, 0.03, 0.1, 0.3, 1.0),
     "adam": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
 }
-QUICK = {"sgd": (0.1,), "adam": (1e-3, 3e-3)}
 TOLERANCE = 1.1  # Adam's loss <= 1.1 x the best other optimizer's
 FAST = ("adam", "rmsprop")
 STEP_FRACTION = 0.75  # reach plain SGD's final loss within 75% of the run (>= 1.33x faster)
 LOSS_FRACTION = 0.75  # final loss <= 0.75 x plain SGD's (CLAIMS.md C14's 0.75 x margin)
-
-
-def _cell(optimizer: str) -> str:
-    return cell_id({"optimizer": optimizer})
 
 
 def best_rate(final_losses_SxL, rates) -> tuple[int, float]:
@@ -86,7 +82,7 @@ def best_rate(final_losses_SxL, rates) -> tuple[int, float]:
 
 def _final_by_rate(table: Table, opt: str, rates) -> np.ndarray:
     """Final clean training loss, seeds x learning rates."""
-    return np.stack([table.final("train_loss", learning_rate=lr, cell=_cell(opt)) for lr in rates], axis=1)
+    return np.stack([table.final("train_loss", optimizer=opt, learning_rate=lr) for lr in rates], axis=1)
 
 
 def _select(table: Table, grids: dict) -> dict:
@@ -95,9 +91,10 @@ def _select(table: Table, grids: dict) -> dict:
         finals = _final_by_rate(table, opt, rates)
         index, lr = best_rate(finals, rates)
         out[opt] = {"learning_rate": lr, "at_grid_edge": len(rates) > 1 and index in (0, len(rates) - 1),
-                    "curves": table.history("train_loss", learning_rate=lr, cell=_cell(opt)),
+                    "curves": table.history("train_loss", optimizer=opt, learning_rate=lr),
                     "final": finals[:, index],
-                    "median_final_by_rate": {f"{r:g}": float(np.median(finals[:, i])) for i, r in enumerate(rates)}}
+                    "median_final_by_rate": {f"{r:g}": float(np.median(finals[:, i]))
+                                             for i, r in enumerate(rates)}}
     return out
 
 
@@ -112,12 +109,14 @@ def _judge_best(best: dict, quick: bool) -> dict:
     ratio = claims.ratio(medians["adam"], others[rival])
     edges = [o for o, b in best.items() if b["at_grid_edge"]]
     return claims.judge(
-        "T7", "Adam matches or beats SGD, momentum, Nesterov, RMSProp and AdaGrad (each at its best learning rate)",
+        "T7",
+        "Adam matches or beats SGD, momentum, Nesterov, RMSProp and AdaGrad (each at its best learning rate)",
         f"median final training loss: Adam <= {TOLERANCE} x the lowest of the others "
         "(weak: the paper shows curves only)",
         bool(ratio <= TOLERANCE),
         "median final train loss (best lr): " + ", ".join(
-            f"{o} {claims.fmt(m)} (lr {best[o]['learning_rate']:g})" for o, m in sorted(medians.items(), key=lambda kv: kv[1]))
+            f"{o} {claims.fmt(m)} (lr {best[o]['learning_rate']:g})"
+            for o, m in sorted(medians.items(), key=lambda kv: kv[1]))
         + f"; Adam / {rival} = {claims.fmt(ratio)}"
         + (f"; best rate on the grid edge for {', '.join(edges)}" if edges else ""),
         {"median_final": medians, "best_learning_rate": {o: b["learning_rate"] for o, b in best.items()},
@@ -140,7 +139,8 @@ def _judge_speed(best: dict, steps, quick: bool) -> dict:
         f"target loss {claims.fmt(target)}; median steps to it: " + ", ".join(
             f"{o} {claims.fmt(np.median(s))}" for o, s in reach.items())
         + "; final loss / plain SGD's: " + ", ".join(f"{o} {claims.fmt(r)}" for o, r in loss_ratio.items()),
-        {"target_loss": target, "total_steps": total, "steps_to_target": {o: s.tolist() for o, s in reach.items()},
+        {"target_loss": target, "total_steps": total,
+         "steps_to_target": {o: s.tolist() for o, s in reach.items()},
          "speedup_vs_run_length": speedups, "final_loss_ratio_to_sgd": loss_ratio}, quick=quick)
 
 
@@ -153,28 +153,48 @@ def _plots(ctx, table: Table, best: dict, grids: dict, steps) -> None:
     for opt, rates in grids.items():
         finals = _final_by_rate(table, opt, rates)
         plots.lines(ctx.run_dir.file(f"lr_sweep_{opt}.png"), np.asarray(rates), {opt: finals},
-                    "learning rate", "final training loss", f"{opt}: learning-rate sweep", logx=True, logy=True)
+                    "learning rate", "final training loss", f"{opt}: learning-rate sweep",
+                    logx=True, logy=True)
+
+
+def learning_rate_grids(optimizers, rates: dict) -> dict:
+    """Each swept optimizer's learning rates; T7 judges Adam against plain SGD, so both are required."""
+    for required in ("sgd", "adam"):
+        if required not in optimizers:
+            raise ConfigError(f"--grid optimizer must include {required}: T7 compares Adam with plain SGD")
+    for opt in optimizers:
+        if opt not in rates:
+            raise ConfigError(f"no learning-rate grid for optimizer {opt!r}; "
+                              f"grids exist for {', '.join(rates)}")
+    return {opt: rates[opt] for opt in optimizers}
 
 
 def run(ctx: cli.Context) -> dict:
-    grids = QUICK if ctx.quick else LEARNING_RATES
+    grids = learning_rate_grids(ctx.axes["optimizer"], ctx.settings["learning_rates"])
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
     sweeps = [Sweep(ctx.cfg, {"optimizer": (opt,)}, {"learning_rate": rates}) for opt, rates in grids.items()]
     table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    steps = table.steps(cell=_cell("adam"))
+    steps = table.steps(optimizer="adam")
     best = _select(table, grids)
     verdicts = [_judge_best(best, ctx.quick), _judge_speed(best, steps, ctx.quick)]
     _plots(ctx, table, best, grids, steps)
     metrics = {
         opt: {"best_learning_rate": b["learning_rate"], "best_rate_at_grid_edge": b["at_grid_edge"],
-              "final_train_loss": describe(b["final"]), "median_final_train_loss_by_rate": b["median_final_by_rate"],
-              "final_test_accuracy": describe(table.final("test_accuracy", learning_rate=b["learning_rate"], cell=_cell(opt)))}
+              "final_train_loss": describe(b["final"]),
+              "median_final_train_loss_by_rate": b["median_final_by_rate"],
+              "final_test_accuracy": describe(
+                  table.final("test_accuracy", optimizer=opt, learning_rate=b["learning_rate"]))}
         for opt, b in best.items()}
     metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="kingma2015_optimizers", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1}), default_seeds=3, run=run)
+    name="kingma2015_optimizers", description=__doc__, base=BASE, run=run, default_seeds=3,
+    axes={"optimizer": tuple(LEARNING_RATES)}, settings={"learning_rates": LEARNING_RATES},
+    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
+                    axes={"optimizer": ("sgd", "adam")},
+                    settings={"learning_rates": {
+                        **{opt: rates[2:3] for opt, rates in LEARNING_RATES.items()},  # middle: any --grid
+                        "sgd": (0.1,), "adam": (1e-3, 3e-3)}}))
 cli.script(__name__, EXPERIMENT)

@@ -10,7 +10,7 @@ Claim:  F2: binary threshold neurons y = 1[w . x >= theta] with hand-set weights
 Setup:  `dlfound.perceptron` gates with hand-set weights, applied to every one of the 2^n
         inputs: n-input AND 1[sum x >= n] and OR 1[sum x >= 1] for n = 1..8, NOT 1[-x >= 0],
         XOR h = (OR, AND), y = 1[h1 - h2 >= 1], and parity with n hidden units
-        h_j = 1[sum x >= j], y = 1[sum_j (-1)^(j+1) h_j >= 1] for n = 2..MAX_BITS. The same
+        h_j = 1[sum x >= j], y = 1[sum_j (-1)^(j+1) h_j >= 1] for n = 2..8 (`max_bits`). The same
         parity weights are also loaded into the library's `dlfound.models.MLP` with the `step`
         activation (readout thresholded at 0), which must give identical outputs. No training,
         no randomness: `--seeds` is ignored.
@@ -34,9 +34,6 @@ from dlfound.models import MLP
 
 BASE = Config(dataset="xor", depth=1, width=2, activation="step", num_epochs=1, batch_size=4,
               validation_fraction=0.0)
-MAX_BITS = 8
-QUICK_MAX_BITS = 3
-GATE_BITS = tuple(range(1, MAX_BITS + 1))
 
 
 def reference(name: str, x_NxD: np.ndarray) -> np.ndarray:
@@ -111,63 +108,71 @@ def _plots(ctx) -> None:
                            "McCulloch-Pitts units on [0,1]^2 (orange: output 1)")
 
 
-def run(ctx: cli.Context) -> dict:
-    max_bits = QUICK_MAX_BITS if ctx.quick else MAX_BITS
-    gate_bits = tuple(b for b in GATE_BITS if b <= max_bits)
-    gates = {f"and{n}": check_gate(pc.and_gate(n), "and", n) for n in gate_bits}
-    gates |= {f"or{n}": check_gate(pc.or_gate(n), "or", n) for n in gate_bits}
-    gates["not"] = check_gate(pc.not_gate(), "not", 1)
-    xor = check_gate(pc.xor_network(), "xor", 2)
-    parity_bits = tuple(range(2, max_bits + 1))
-    parity = {n: check_gate(pc.parity_network(n), "parity", n) for n in parity_bits}
-    units = {n: hidden_units(pc.parity_network(n)) for n in parity_bits}
-    step_mlp = {n: int(np.sum(parity_as_step_mlp(n) == parity[n]["want"])) for n in parity_bits}
+def _parity(n: int) -> dict:
+    """The parity network's check on all 2^n inputs, its hidden units and the step MLP's correct rows."""
+    check = check_gate(pc.parity_network(n), "parity", n)
+    return {**check, "hidden_units": hidden_units(pc.parity_network(n)),
+            "step_mlp_correct": int(np.sum(parity_as_step_mlp(n) == check["want"]))}
 
-    if not ctx.quiet:
-        for title, check in (("AND", gates["and2"]), ("OR", gates["or2"]), ("NOT", gates["not"]),
-                             ("XOR", xor)):
-            _print_table(title, check)
 
-    def exact(c):
-        return c["correct"] == c["rows"]
+def _exact(c) -> bool:
+    return c["correct"] == c["rows"]
 
-    def score(c):
-        return f"{c['correct']}/{c['rows']}"
 
-    verdicts = [
+def _rows(c) -> str:
+    return f"{c['correct']}/{c['rows']}"
+
+
+def _judge(gates, xor, parity, max_bits, quick) -> list[dict]:
+    return [
         claims.judge(
             "F2", "Single threshold units compute AND, OR and NOT (McCulloch & Pitts 1943)",
-            f"exact output on every one of the 2^n inputs for n-input AND and OR (n = {gate_bits[0]}.."
-            f"{gate_bits[-1]}) and for NOT",
-            all(exact(c) for c in gates.values()),
-            "rows correct: " + ", ".join(f"{k} {score(c)}" for k, c in gates.items()),
-            {k: [c["correct"], c["rows"]] for k, c in gates.items()}, quick=ctx.quick),
+            f"exact output on every one of the 2^n inputs for n-input AND and OR (n = 1..{max_bits}) "
+            "and for NOT",
+            all(_exact(c) for c in gates.values()),
+            "rows correct: " + ", ".join(f"{k} {_rows(c)}" for k, c in gates.items()),
+            {k: [c["correct"], c["rows"]] for k, c in gates.items()}, quick=quick),
         claims.judge(
             "F2", "Two layers of threshold units compute XOR: y = 1[OR - AND >= 1]",
-            "exact output on all 4 inputs", exact(xor),
-            f"XOR rows correct {score(xor)}; outputs {xor['out'].tolist()} for inputs 00, 01, 10, 11",
-            {"outputs": xor["out"].tolist(), "correct": xor["correct"]}, quick=ctx.quick),
+            "exact output on all 4 inputs", _exact(xor),
+            f"XOR rows correct {_rows(xor)}; outputs {xor['out'].tolist()} for inputs 00, 01, 10, 11",
+            {"outputs": xor["out"].tolist(), "correct": xor["correct"]}, quick=quick),
         claims.judge(
             "F2", "n-bit parity is computed by two layers with n hidden threshold units",
             f"exact output on all 2^n inputs with exactly n hidden units, n = 2..{max_bits}, and the "
             "same weights in the library MLP with the step activation give the same outputs",
-            all(exact(parity[n]) and units[n] == n and step_mlp[n] == parity[n]["rows"] for n in parity_bits),
-            "; ".join(f"n={n}: {score(parity[n])} with {units[n]} hidden units "
-                      f"(step MLP {step_mlp[n]}/{parity[n]['rows']})" for n in parity_bits),
-            {"correct": {n: parity[n]["correct"] for n in parity_bits}, "hidden_units": units,
-             "step_mlp_correct": step_mlp}, quick=ctx.quick),
+            all(_exact(c) and c["hidden_units"] == n and c["step_mlp_correct"] == c["rows"]
+                for n, c in parity.items()),
+            "; ".join(f"n={n}: {_rows(c)} with {c['hidden_units']} hidden units "
+                      f"(step MLP {c['step_mlp_correct']}/{c['rows']})" for n, c in parity.items()),
+            {"correct": {n: c["correct"] for n, c in parity.items()},
+             "hidden_units": {n: c["hidden_units"] for n, c in parity.items()},
+             "step_mlp_correct": {n: c["step_mlp_correct"] for n, c in parity.items()}}, quick=quick),
     ]
+
+
+def run(ctx: cli.Context) -> dict:
+    max_bits = ctx.settings["max_bits"]
+    gates = {f"{kind}{n}": check_gate(gate(n), kind, n)
+             for kind, gate in (("and", pc.and_gate), ("or", pc.or_gate)) for n in range(1, max_bits + 1)}
+    gates["not"] = check_gate(pc.not_gate(), "not", 1)
+    xor = check_gate(pc.xor_network(), "xor", 2)
+    parity = {n: _parity(n) for n in range(2, max_bits + 1)}
+    if not ctx.quiet:
+        for title, check in (("AND", gates["and2"]), ("OR", gates["or2"]), ("NOT", gates["not"]),
+                             ("XOR", xor)):
+            _print_table(title, check)
     _plots(ctx)
     metrics = {
         "gates": {k: {"correct": c["correct"], "rows": c["rows"]} for k, c in gates.items()},
         "xor_outputs": xor["out"].tolist(),
-        "parity": {n: {"correct": parity[n]["correct"], "rows": parity[n]["rows"], "hidden_units": units[n],
-                       "step_mlp_correct": step_mlp[n]} for n in parity_bits},
+        "parity": {n: {k: c[k] for k in ("correct", "rows", "hidden_units", "step_mlp_correct")}
+                   for n, c in parity.items()},
     }
-    return {"metrics": metrics, "claims": verdicts}
+    return {"metrics": metrics, "claims": _judge(gates, xor, parity, max_bits, ctx.quick)}
 
 
 EXPERIMENT = cli.Experiment(
-    name="mcculloch1943_threshold_logic", description=__doc__, base=BASE,
-    default_seeds=1, run=run)
+    name="mcculloch1943_threshold_logic", description=__doc__, base=BASE, run=run, default_seeds=1,
+    settings={"max_bits": 8}, quick=cli.Quick(settings={"max_bits": 3}))
 cli.script(__name__, EXPERIMENT)

@@ -34,6 +34,8 @@ Pass:   (1) separable sets: every run converges and updates <= (R/gamma)^2 (a th
         revisit an earlier value with mistakes in between (cycling); logistic regression never
         exceeds 3/4 at any evaluation; no random linear classifier exceeds 3/4 (CLAIMS.md C03
         (a), (b)).
+Length: longer than most: it implements the planted-margin data, the fixed-order cycle search and
+        the random-classifier check itself, as `dlfound.perceptron` has no such helpers.
 """
 
 from __future__ import annotations
@@ -54,11 +56,6 @@ from dlfound.sweep import Sweep, run_sweep
 BASE = Config(dataset="xor", depth=0, loss="cross_entropy", optimizer="adam", learning_rate=0.1,
               batch_size=4, num_epochs=100, eval_every_epochs=1, validation_fraction=0.0)
 SEPARABLE = {"and": {}, "or": {}, "not": {}, "blobs": {"num_examples": 200, "margin": 0.5}}
-MARGINS = (0.2, 0.1, 0.05, 0.025)
-BUDGET = {"num_points": 500, "epochs": 200, "xor_epochs": 1000, "xor_orders": 10,
-          "random_classifiers": 100_000}
-QUICK = {"margins": (0.2, 0.05), "num_points": 100, "epochs": 5, "xor_epochs": 10, "xor_orders": 2,
-         "random_classifiers": 1000}
 CHANCE_LIMIT = 0.75  # XOR: any line gets at most 3 of the 4 points right
 
 
@@ -131,66 +128,62 @@ def _keys(seeds):
     return jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
 
 
+def _xy(name: str, **options):
+    data = load(name, validation_fraction=0.0, **options)
+    return jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+
+
+def _counts(result, shape=(-1,)) -> dict:
+    """Updates, convergence and epochs to converge of vmapped runs, as numpy arrays of `shape`."""
+    return {k: np.asarray(v).reshape(shape) for k, v in (
+        ("updates", result.num_updates), ("converged", result.converged),
+        ("epochs", result.epochs_to_converge))}
+
+
+def _params(result, index: int) -> dict:
+    return jax.tree.map(lambda a: np.asarray(a[index]), result.params)
+
+
 def _separable(seeds, epochs) -> dict:
     out = {}
     for name, options in SEPARABLE.items():
-        data = load(name, validation_fraction=0.0, **options)
-        x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+        x, y = _xy(name, **options)
         result = _train_runs(_keys(seeds), x, y, epochs)
-        bound = float(pc.novikoff_bound(x, y))
-        out[name] = {"x": np.asarray(x), "y": np.asarray(y), "updates": np.asarray(result.num_updates),
-                     "converged": np.asarray(result.converged),
-                     "epochs": np.asarray(result.epochs_to_converge), "bound": bound,
-                     "R": float(pc.radius(x)),
-                     "params": jax.tree.map(lambda a: np.asarray(a[0]), result.params)}
+        out[name] = {"x": np.asarray(x), "y": np.asarray(y), **_counts(result),
+                     "bound": float(pc.novikoff_bound(x, y)), "R": float(pc.radius(x)),
+                     "params": _params(result, 0)}
     return out
 
 
 def _margin_sweep(seeds, margins, num_points, epochs) -> dict:
     data = [planted_margin_data(num_points, g, s) for g in margins for s in seeds]
-    x, y = jnp.asarray(np.stack([d[0] for d in data])), jnp.asarray(np.stack([d[1] for d in data]))
-    u = jnp.asarray(np.stack([d[2] for d in data]), jnp.float32)
-    keys = _keys(list(seeds) * len(margins))
-    result = _train_runs(keys, x, y, epochs)
+    x, y, u = (jnp.asarray(np.stack([d[i] for d in data])) for i in range(3))  # u: float64 -> float32
+    result = _train_runs(_keys(list(seeds) * len(margins)), x, y, epochs)
     shape = (len(margins), len(seeds))
-    return {"updates": np.asarray(result.num_updates).reshape(shape),
-            "converged": np.asarray(result.converged).reshape(shape),
-            "epochs": np.asarray(result.epochs_to_converge).reshape(shape),
-            "bound": np.asarray(_bounds(x, y)).reshape(shape),
+    first = -len(seeds)  # the first seed at the smallest margin
+    return {**_counts(result, shape), "bound": np.asarray(_bounds(x, y)).reshape(shape),
             "planted_bound": np.asarray(jax.vmap(pc.novikoff_bound)(x, y, u)).reshape(shape),
-            "example": (np.asarray(x[-len(seeds)]), np.asarray(y[-len(seeds)]),
-                        jax.tree.map(lambda a: np.asarray(a[-len(seeds)]), result.params))}
+            "example": (np.asarray(x[first]), np.asarray(y[first]), _params(result, first))}
 
 
-def _xor(ctx, budget) -> dict:
-    data = load("xor", validation_fraction=0.0)
-    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    keys = jax.vmap(lambda k: jax.random.split(k, budget["xor_orders"]))(_keys(ctx.seeds)).reshape(-1)
-    result = _train_runs(keys, x, y, budget["xor_epochs"])
-    cycle_epoch, period, cycle_mistakes = fixed_order_cycle(x, y, budget["xor_epochs"])
+def _xor(ctx) -> dict:
+    data, (x, y), given = load("xor", validation_fraction=0.0), _xy("xor"), ctx.settings
+    keys = jax.vmap(lambda k: jax.random.split(k, given["xor_orders"]))(_keys(ctx.seeds)).reshape(-1)
+    result = _train_runs(keys, x, y, given["xor_epochs"])
+    cycle_epoch, period, cycle_mistakes = fixed_order_cycle(x, y, given["xor_epochs"])
     table = run_sweep(Sweep(ctx.cfg), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    logistic = table.history("train_accuracy", cell="base")
     return {"x": np.asarray(x), "y": np.asarray(y), "accuracy": np.asarray(result.epoch_accuracy),
             "converged": np.asarray(result.converged), "updates": np.asarray(result.num_updates),
             "cycle_epoch": cycle_epoch, "period": period, "cycle_mistakes": cycle_mistakes,
-            "logistic": logistic,
-            "random_best": best_random_linear_accuracy(x, y, budget["random_classifiers"]),
-            "random_best_and": best_random_linear_accuracy(*_truth("and"), budget["random_classifiers"]),
-            "params": jax.tree.map(lambda a: np.asarray(a[0]), result.params)}
+            "logistic": table.history("train_accuracy"),
+            "random_best": best_random_linear_accuracy(x, y, given["random_classifiers"]),
+            "random_best_and": best_random_linear_accuracy(*_xy("and"), given["random_classifiers"]),
+            "params": _params(result, 0)}
 
 
-def _truth(name):
-    data = load(name, validation_fraction=0.0)
-    return data.x_train, data.y_train
-
-
-def _judge(sep, sweep, xor, margins, quick) -> list[dict]:
+def _judge_separable(sep, sweep, margins, quick) -> list[dict]:
     ok_sep = all(r["converged"].all() and (r["updates"] <= r["bound"]).all() for r in sep.values())
     medians = np.median(sweep["updates"], axis=1)
-    ok_bound = bool(sweep["converged"].all() and (sweep["updates"] <= sweep["bound"]).all())
-    rising = bool(np.all(np.diff(medians) > 0))  # margins are listed large to small
-    xor_max = float(xor["accuracy"].max())
-    logistic_max = float(xor["logistic"].max())
     return [
         claims.judge(
             "F1", "The perceptron rule converges on linearly separable sets within Novikoff's "
@@ -207,7 +200,7 @@ def _judge(sep, sweep, xor, margins, quick) -> list[dict]:
         claims.judge(
             "F1", "Novikoff's bound holds at every margin (planted separators, 500 points)",
             f"at gamma in {list(margins)}: every run converges and updates <= (R/gamma)^2",
-            ok_bound,
+            bool(sweep["converged"].all() and (sweep["updates"] <= sweep["bound"]).all()),
             "; ".join(f"gamma={g}: converged {int(sweep['converged'][i].sum())}/{sweep['converged'].shape[1]}"
                       f", max updates {int(sweep['updates'][i].max())} vs smallest bound "
                       f"{claims.fmt(sweep['bound'][i].min())}" for i, g in enumerate(margins)),
@@ -216,32 +209,36 @@ def _judge(sep, sweep, xor, margins, quick) -> list[dict]:
         claims.judge(
             "F1", "The perceptron needs more updates as the margin shrinks",
             "median updates over seeds rise at every step as gamma falls",
-            rising,
+            bool(np.all(np.diff(medians) > 0)),  # margins are listed large to small
             "median updates: " + ", ".join(f"gamma={g}: {claims.fmt(m)} (bound median "
                                            f"{claims.fmt(np.median(sweep['bound'][i]))})"
                                            for i, (g, m) in enumerate(zip(margins, medians))),
             {"margins": list(margins), "updates": sweep["updates"].tolist(), "medians": medians.tolist()},
             quick=quick),
-        claims.judge(
-            "F1", "A single-layer perceptron cannot learn XOR (Minsky & Papert 1969)",
-            f"no perceptron run converges or exceeds {CHANCE_LIMIT} accuracy after any epoch, and in a "
-            "fixed order the weights revisit an earlier value with mistakes in between (cycling); logistic "
-            f"regression never exceeds {CHANCE_LIMIT}; no random linear classifier exceeds {CHANCE_LIMIT}",
-            bool(not xor["converged"].any() and xor_max <= CHANCE_LIMIT and logistic_max <= CHANCE_LIMIT
-                 and xor["random_best"] <= CHANCE_LIMIT and (xor["cycle_mistakes"] or 0) > 0),
-            f"perceptron: {xor['accuracy'].shape[0]} runs x {xor['accuracy'].shape[1]} epochs, best epoch "
-            f"accuracy {claims.fmt(xor_max)}, converged {int(xor['converged'].sum())}, fixed-order weights "
-            f"repeat at epoch {xor['cycle_epoch']} (period {xor['period']}, {xor['cycle_mistakes']} mistakes "
-            f"per period); logistic regression best "
-            f"{claims.fmt(logistic_max)} over {xor['logistic'].shape[0]} seeds x {xor['logistic'].shape[1]} "
-            f"evaluations; best random linear classifier {claims.fmt(xor['random_best'])} "
-            f"(on AND: {claims.fmt(xor['random_best_and'])})",
-            {"perceptron_best_accuracy": xor_max, "perceptron_converged": int(xor["converged"].sum()),
-             "cycle_epoch": xor["cycle_epoch"], "cycle_period": xor["period"],
-             "cycle_mistakes": xor["cycle_mistakes"],
-             "logistic_best_accuracy": logistic_max, "random_best": xor["random_best"],
-             "random_best_and": xor["random_best_and"]}, quick=quick),
     ]
+
+
+def _judge_xor(xor, quick) -> dict:
+    xor_max, logistic_max = float(xor["accuracy"].max()), float(xor["logistic"].max())
+    return claims.judge(
+        "F1", "A single-layer perceptron cannot learn XOR (Minsky & Papert 1969)",
+        f"no perceptron run converges or exceeds {CHANCE_LIMIT} accuracy after any epoch, and in a "
+        "fixed order the weights revisit an earlier value with mistakes in between (cycling); logistic "
+        f"regression never exceeds {CHANCE_LIMIT}; no random linear classifier exceeds {CHANCE_LIMIT}",
+        bool(not xor["converged"].any() and xor_max <= CHANCE_LIMIT and logistic_max <= CHANCE_LIMIT
+             and xor["random_best"] <= CHANCE_LIMIT and (xor["cycle_mistakes"] or 0) > 0),
+        f"perceptron: {xor['accuracy'].shape[0]} runs x {xor['accuracy'].shape[1]} epochs, best epoch "
+        f"accuracy {claims.fmt(xor_max)}, converged {int(xor['converged'].sum())}, fixed-order weights "
+        f"repeat at epoch {xor['cycle_epoch']} (period {xor['period']}, {xor['cycle_mistakes']} mistakes "
+        f"per period); logistic regression best "
+        f"{claims.fmt(logistic_max)} over {xor['logistic'].shape[0]} seeds x {xor['logistic'].shape[1]} "
+        f"evaluations; best random linear classifier {claims.fmt(xor['random_best'])} "
+        f"(on AND: {claims.fmt(xor['random_best_and'])})",
+        {"perceptron_best_accuracy": xor_max, "perceptron_converged": int(xor["converged"].sum()),
+         "cycle_epoch": xor["cycle_epoch"], "cycle_period": xor["period"],
+         "cycle_mistakes": xor["cycle_mistakes"],
+         "logistic_best_accuracy": logistic_max, "random_best": xor["random_best"],
+         "random_best_and": xor["random_best_and"]}, quick=quick)
 
 
 def _linear_score(params):
@@ -265,11 +262,10 @@ def _plots(ctx, sep, sweep, xor, margins) -> None:
 
 
 def run(ctx: cli.Context) -> dict:
-    budget = {**BUDGET, **QUICK} if ctx.quick else BUDGET
-    margins = QUICK["margins"] if ctx.quick else MARGINS
-    sep = _separable(ctx.seeds, budget["epochs"])
-    sweep = _margin_sweep(ctx.seeds, margins, budget["num_points"], budget["epochs"])
-    xor = _xor(ctx, budget)
+    margins, epochs = ctx.settings["margins"], ctx.settings["epochs"]
+    sep = _separable(ctx.seeds, epochs)
+    sweep = _margin_sweep(ctx.seeds, margins, ctx.settings["num_points"], epochs)
+    xor = _xor(ctx)
     _plots(ctx, sep, sweep, xor, margins)
     metrics = {
         "separable": {k: {"updates": describe(r["updates"]), "bound": r["bound"], "R": r["R"],
@@ -285,10 +281,15 @@ def run(ctx: cli.Context) -> dict:
                 "logistic_final_accuracy": describe(xor["logistic"][:, -1]),
                 "random_best": xor["random_best"]},
     }
-    return {"metrics": metrics, "claims": _judge(sep, sweep, xor, margins, ctx.quick)}
+    verdicts = _judge_separable(sep, sweep, margins, ctx.quick) + [_judge_xor(xor, ctx.quick)]
+    return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="rosenblatt1958_perceptron", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 2}), default_seeds=20, run=run)
+    name="rosenblatt1958_perceptron", description=__doc__, base=BASE, run=run, default_seeds=20,
+    settings={"margins": (0.2, 0.1, 0.05, 0.025), "num_points": 500, "epochs": 200, "xor_epochs": 1000,
+              "xor_orders": 10, "random_classifiers": 100_000},
+    quick=cli.Quick(config={"num_epochs": 2},
+                    settings={"margins": (0.2, 0.05), "num_points": 100, "epochs": 5, "xor_epochs": 10,
+                              "xor_orders": 2, "random_classifiers": 1000}))
 cli.script(__name__, EXPERIMENT)

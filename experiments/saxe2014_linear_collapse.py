@@ -1,4 +1,4 @@
-"""Saxe et al. (2014): without a nonlinearity a deep MLP collapses to one linear map, yet learns with sigmoidal dynamics.
+"""Saxe et al. (2014): a deep MLP without nonlinearity is one linear map, yet learns with sigmoidal dynamics.
 
 Papers: Saxe, McClelland & Ganguli (2014), "Exact solutions to the nonlinear dynamics of learning
         in deep linear neural networks", ICLR (Sec. 1-2, eq. 6-7); the seeds ("without
@@ -36,6 +36,8 @@ Pass:   (a) max |MLP(x) - (x W_eff + b_eff)| <= 1e-4 max(1, max |MLP(x)|) at eve
         already reaches ~84% and MLPs ~88%; (c) the C19 criterion:
         in every seed t(3) < t(1.5) < t(0.75) and t(0.75)/t(3) in [3, 5] (theory 4 up to the log
         factor), and the decoupled half-times within 2% of the closed form.
+Longer than most: besides its sweep it implements the collapsed affine map and Saxe's linear
+dynamics (eq. 3 and 7) itself, which are this paper's own analyses and no library module's.
 """
 
 from __future__ import annotations
@@ -46,19 +48,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlfound import claims, cli, plots, runtime
+from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
-from dlfound.files import read_json, write_json_atomic
 from dlfound.models import MLP
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, run_sweeps
+from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=1, width=64, activation="identity", optimizer="adam",
               learning_rate=1e-3, batch_size=100, num_epochs=100, eval_every_epochs=10)
 DEPTHS = (1, 4, 16)
+ACTIVATIONS = ("identity", "relu")
 COLLAPSE_DEPTHS = tuple(range(1, 17))
-QUICK = {"depths": (2,), "collapse_depths": (1, 3), "steps": 2000}
 DATASET_EPOCHS = {"fashion_mnist": (10, 2)}  # (num_epochs, eval_every_epochs) for big datasets
 IDENTITY_GAP = 0.03  # C19: within 3 points of logistic regression
 RELU_MARGIN = {"mnist1d": 0.10, "fashion_mnist": 0.03}
@@ -69,10 +71,6 @@ MODES, LAMBDA, STEPS = 8, 1e-3, 15000
 RANDOM_INIT_STD, DECOUPLED_U0 = 0.006, 1e-4
 HALF_TIME_RATIO = (3.0, 5.0)
 CLOSED_FORM_RTOL = 0.02
-
-
-def _cell(depth: int, activation: str) -> str:
-    return cell_id({"depth": depth, "activation": activation})
 
 
 def collapse(params) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +91,8 @@ def collapse(params) -> tuple[np.ndarray, np.ndarray]:
 def collapse_error(params, depth: int, width: int, x: np.ndarray) -> tuple[float, float]:
     """max |MLP(x) - (x W_eff + b_eff)| and max |MLP(x)|: the float32 net against its float64 collapse."""
     num_outputs = np.shape(params["readout"]["bias"])[-1]
-    model = MLP(depth=depth, width=width, num_outputs=num_outputs, activation="identity", initializer="glorot")
+    model = MLP(depth=depth, width=width, num_outputs=num_outputs, activation="identity",
+                initializer="glorot")
     out = np.asarray(model.apply({"params": params}, jnp.asarray(x, jnp.float32)), np.float64)
     weight, bias = collapse(params)
     reference = np.asarray(x, np.float64).reshape(len(x), -1) @ weight + bias
@@ -106,7 +105,8 @@ def random_init_errors(depths, width: int, x: np.ndarray, num_outputs: int, seed
     One init of the deepest net; the depth-d net is its first d hidden layers and its readout.
     """
     deepest = max(depths)
-    model = MLP(depth=deepest, width=width, num_outputs=num_outputs, activation="identity", initializer="glorot")
+    model = MLP(depth=deepest, width=width, num_outputs=num_outputs, activation="identity",
+                initializer="glorot")
     init_key, bias_key = jax.random.split(jax.random.key(seed))
     params = model.init(init_key, jnp.asarray(x[:1], jnp.float32))["params"]
     biases = jax.random.normal(bias_key, (deepest + 1, max(width, num_outputs)))
@@ -119,27 +119,14 @@ def random_init_errors(depths, width: int, x: np.ndarray, num_outputs: int, seed
     return out
 
 
-def _trained_collapse(ctx, x_test: np.ndarray):
-    """on_result hook: collapse error of every trained identity net, kept in the run dir for resumes.
-
-    Returns (hook, stored) where stored() gives {depth: [(error, output scale) per model]}.
-    """
-    path = ctx.run_dir.file("collapse_trained.json")
-    memory: dict = {}
-
-    def hook(cell, result):
-        if cell.cfg.activation != "identity" or cell.cfg.depth == 0:
-            return
-        memory[str(cell.cfg.depth)] = [
-            collapse_error(jax.tree.map(lambda a, m=m: a[m], result.params), cell.cfg.depth, cell.cfg.width, x_test)
-            for m in range(len(result.diverged_step))]
-        if runtime.is_writer():
-            write_json_atomic(path, {**(read_json(path) if path.exists() else {}), **memory})
-
-    def stored() -> dict:
-        return {**(read_json(path) if path.exists() else {}), **memory}
-
-    return hook, stored
+def trained_collapse_errors(table: Table, depths, x: np.ndarray) -> dict:
+    """Collapse error and output scale of every trained identity net, per depth (from the kept models)."""
+    out = {}
+    for depth in depths:
+        models = table.models(depth=depth, activation="identity")
+        out[depth] = [collapse_error(models.one(m)["params"], depth, models.cfg.width, x)
+                      for m in range(len(models.seeds))]
+    return out
 
 
 def mode_dynamics(key, strengths, steps: int, *, decoupled: bool, modes: int = MODES,
@@ -155,7 +142,7 @@ def mode_dynamics(key, strengths, steps: int, *, decoupled: bool, modes: int = M
         w1 = w2 = math.sqrt(u0) * jnp.eye(modes)
     else:
         k1, k2 = jax.random.split(key)
-        w1, w2 = init_std * jax.random.normal(k1, (modes, modes)), init_std * jax.random.normal(k2, (modes, modes))
+        w1, w2 = (init_std * jax.random.normal(k, (modes, modes)) for k in (k1, k2))
 
     def step(weights, _):
         w1, w2 = weights
@@ -170,7 +157,8 @@ def mode_dynamics(key, strengths, steps: int, *, decoupled: bool, modes: int = M
 def half_times(strength_TxM: np.ndarray, strengths) -> np.ndarray:
     """First step (1-based) at which each mode reaches half its final strength s/2; inf if never."""
     steps = np.arange(1, strength_TxM.shape[-2] + 1)
-    return np.stack([claims.steps_to_target(strength_TxM[..., i], steps, s / 2) for i, s in enumerate(strengths)], -1)
+    return np.stack([claims.steps_to_target(strength_TxM[..., i], steps, s / 2)
+                     for i, s in enumerate(strengths)], -1)
 
 
 def closed_form_half_time(s: float, u0: float = DECOUPLED_U0, lr: float = LAMBDA) -> float:
@@ -185,33 +173,39 @@ def _judge_collapse(init_errors, trained_errors, quick) -> dict:
     flags = [ok(*e) for e in init_errors.values()] + [ok(*e) for es in trained_errors.values() for e in es]
     worst_init = max(e for e, _ in init_errors.values())
     trained = [e for es in trained_errors.values() for e, _ in es]
+    scale = max(s for _, s in init_errors.values())
     evidence = (f"max |MLP - collapsed map| at init over depths {min(init_errors)}..{max(init_errors)}: "
-                f"{claims.fmt(worst_init)} (output scale up to {claims.fmt(max(s for _, s in init_errors.values()))})")
+                f"{claims.fmt(worst_init)} (output scale up to {claims.fmt(scale)})")
     evidence += (f"; trained nets (depths {sorted(int(d) for d in trained_errors)}, all seeds): max "
                  f"{claims.fmt(max(trained))}" if trained else "; trained nets: not available")
     return claims.judge(
-        "F5", "An identity-activation MLP of any depth computes one affine map x W_1...W_L + b (Saxe et al. 2014)",
-        f"max abs difference <= {COLLAPSE_RTOL:g} x max(1, max|output|) at every depth and for every trained net",
+        "F5", "An identity-activation MLP of any depth computes one affine map x W_1...W_L + b "
+              "(Saxe et al. 2014)",
+        f"max abs difference <= {COLLAPSE_RTOL:g} x max(1, max|output|) at every depth and for every "
+        "trained net",
         all(flags), evidence,
         {"init": {d: e for d, (e, _) in init_errors.items()},
          "trained": {d: [e for e, _ in es] for d, es in trained_errors.items()}}, quick=quick)
 
 
 def _judge_accuracy(table, depths, dataset, quick) -> list[dict]:
-    logistic = table.final("test_accuracy", cell=_cell(0, "identity"))
-    ident = {d: table.final("test_accuracy", cell=_cell(d, "identity")) for d in depths}
-    relu = {d: table.final("test_accuracy", cell=_cell(d, "relu")) for d in depths}
+    logistic = table.final("test_accuracy", depth=0, activation="identity")
+    ident = {d: table.final("test_accuracy", depth=d, activation="identity") for d in depths}
+    relu = {d: table.final("test_accuracy", depth=d, activation="relu") for d in depths}
     gaps = {d: float(ident[d].mean() - logistic.mean()) for d in depths}
     gains = {d: float(relu[d].mean() - logistic.mean()) for d in depths}
     margin = RELU_MARGIN.get(dataset, 0.03)
     base = f"logistic regression {claims.fmt(logistic.mean())} (seeds {claims.fmt(logistic)})"
     return [
         claims.judge(
-            "F5", "A deep linear (identity-activation) MLP classifies like logistic regression at every depth",
-            f"|mean test acc(identity, depth d) - logistic| <= {IDENTITY_GAP:.0%} points for d in {list(depths)}",
+            "F5", "A deep linear (identity-activation) MLP classifies like logistic regression at every "
+                  "depth",
+            f"|mean test acc(identity, depth d) - logistic| <= {IDENTITY_GAP:.0%} points for d in "
+            f"{list(depths)}",
             all(abs(g) <= IDENTITY_GAP for g in gaps.values()),
             base + "; identity minus logistic: " + ", ".join(f"d={d} {g:+.3f}" for d, g in gaps.items()),
-            {"logistic": logistic.tolist(), "identity": {d: v.tolist() for d, v in ident.items()}}, quick=quick),
+            {"logistic": logistic.tolist(), "identity": {d: v.tolist() for d, v in ident.items()}},
+            quick=quick),
         claims.judge(
             "F5", "A ReLU MLP of the same shape is far better than the collapsed linear model",
             f"mean test acc(relu, depth d) >= logistic + {margin:.0%} points for every d in {list(depths)}",
@@ -237,19 +231,20 @@ def _judge_dynamics(random_t, decoupled_t, quick) -> dict:
         f"decoupled init: half-times within {CLOSED_FORM_RTOL:.0%} of tau/(2s) ln(s/u0 - 1)",
         ordered and in_range and bool(np.all(rel <= CLOSED_FORM_RTOL)),
         f"random-init half-times (steps, s = {list(STRENGTHS)}) median {claims.fmt(np.median(random_t, 0))}, "
-        f"ratio t(0.75)/t(3) per seed {claims.fmt(ratios)}; decoupled {claims.fmt(decoupled_t)} vs closed form "
-        f"{claims.fmt(theory)} (max rel. error {claims.fmt(rel.max())})",
+        f"ratio t(0.75)/t(3) per seed {claims.fmt(ratios)}; decoupled {claims.fmt(decoupled_t)} vs closed "
+        f"form {claims.fmt(theory)} (max rel. error {claims.fmt(rel.max())})",
         {"random_half_times": random_t.tolist(), "ratios": ratios.tolist(),
          "decoupled_half_times": decoupled_t.tolist(), "closed_form": theory.tolist()}, quick=quick)
 
 
 def _plots(ctx, table, depths, random_u, decoupled_u, steps) -> None:
-    logistic = table.final("test_accuracy", cell=_cell(0, "identity"))
+    logistic = table.final("test_accuracy", depth=0, activation="identity")
     series = {"logistic regression": np.repeat(logistic[:, None], len(depths), 1)}
-    for act in ("identity", "relu"):
-        series[act] = np.stack([table.final("test_accuracy", cell=_cell(d, act)) for d in depths], 1)
+    for act in ACTIVATIONS:
+        series[act] = np.stack([table.final("test_accuracy", depth=d, activation=act) for d in depths], 1)
     plots.lines(ctx.run_dir.file("test_accuracy_vs_depth.png"), np.array(depths), series, "depth",
-                "test accuracy", f"{ctx.cfg.dataset}: a linear MLP of any depth is logistic regression", logx=True)
+                "test accuracy", f"{ctx.cfg.dataset}: a linear MLP of any depth is logistic regression",
+                logx=True)
     t = np.arange(1, steps + 1)
     curves = {f"s={s:g} random init": random_u[:, :, i] / s for i, s in enumerate(STRENGTHS)}
     curves.update({f"s={s:g} decoupled": decoupled_u[None, :, i] / s for i, s in enumerate(STRENGTHS)})
@@ -257,32 +252,33 @@ def _plots(ctx, table, depths, random_u, decoupled_u, steps) -> None:
                             "mode strength u / s", "Saxe et al. (2014): each mode is learned as a sigmoid")
 
 
+def sweeps(cfg: Config, depths) -> list[Sweep]:
+    """Logistic regression (depth 0), then depth x {identity, relu}."""
+    return [Sweep(cfg, {"depth": (0,), "activation": ("identity",)}),
+            Sweep(cfg, {"depth": depths, "activation": ACTIVATIONS})]
+
+
+def linear_dynamics(seeds, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mode strengths from a small random init (one per seed) and from the decoupled init."""
+    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
+    random = jax.jit(jax.vmap(lambda k: mode_dynamics(k, STRENGTHS, steps, decoupled=False)))
+    decoupled = jax.jit(lambda k: mode_dynamics(k, STRENGTHS, steps, decoupled=True))
+    random_u, decoupled_u = np.asarray(random(keys)), np.asarray(decoupled(keys[0]))
+    return random_u, decoupled_u
+
+
 def run(ctx: cli.Context) -> dict:
-    depths = QUICK["depths"] if ctx.quick else DEPTHS
+    depths, steps = ctx.axes["depth"], ctx.settings["steps"]
     cfg = ctx.cfg
-    if cfg.dataset in DATASET_EPOCHS and not ctx.quick and cfg.num_epochs == BASE.num_epochs:
+    if cfg.dataset in DATASET_EPOCHS and cfg.num_epochs == BASE.num_epochs:
         epochs, every = DATASET_EPOCHS[cfg.dataset]
         cfg = cfg.replace(num_epochs=epochs, eval_every_epochs=every)
     data = load(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
     x_test = np.asarray(data.x_test)
-
-    init_errors = random_init_errors(QUICK["collapse_depths"] if ctx.quick else COLLAPSE_DEPTHS,
-                                     BASE.width, x_test, data.num_classes)
-    hook, stored_collapse = _trained_collapse(ctx, x_test)
-    sweeps = [Sweep(cfg, {"depth": (0,), "activation": ("identity",)}),
-              Sweep(cfg, {"depth": depths, "activation": ("identity", "relu")})]
-    for sweep in sweeps:
-        sweep.cells()
-    rows = []
-    for sweep in sweeps:
-        rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet, on_result=hook).rows
-    table = Table(rows)
-    trained_errors = stored_collapse()
-
-    steps = QUICK["steps"] if ctx.quick else STEPS
-    keys = jax.vmap(jax.random.key)(jnp.asarray(list(ctx.seeds), jnp.uint32))
-    random_u = np.asarray(jax.jit(jax.vmap(lambda k: mode_dynamics(k, STRENGTHS, steps, decoupled=False)))(keys))
-    decoupled_u = np.asarray(jax.jit(lambda k: mode_dynamics(k, STRENGTHS, steps, decoupled=True))(keys[0]))
+    init_errors = random_init_errors(ctx.settings["collapse_depths"], BASE.width, x_test, data.num_classes)
+    table = run_sweeps(sweeps(cfg, depths), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    trained_errors = trained_collapse_errors(table, depths, x_test)
+    random_u, decoupled_u = linear_dynamics(ctx.seeds, steps)
     random_t, decoupled_t = half_times(random_u, STRENGTHS), half_times(decoupled_u, STRENGTHS)
 
     verdicts = [_judge_collapse(init_errors, trained_errors, ctx.quick),
@@ -292,11 +288,9 @@ def run(ctx: cli.Context) -> dict:
     metrics = {
         "collapse_error_at_init": {d: e for d, (e, _) in init_errors.items()},
         "collapse_error_trained": {d: [e for e, _ in es] for d, es in trained_errors.items()},
-        "logistic_test_accuracy": describe(table.final("test_accuracy", cell=_cell(0, "identity"))),
-        "test_accuracy": {f"{a}/depth={d}": describe(table.final("test_accuracy", cell=_cell(d, a)))
-                          for a in ("identity", "relu") for d in depths},
-        "train_accuracy": {f"{a}/depth={d}": describe(table.final("train_accuracy", cell=_cell(d, a)))
-                           for a in ("identity", "relu") for d in depths},
+        "logistic_test_accuracy": describe(table.final("test_accuracy", depth=0, activation="identity")),
+        **{name: {f"{a}/depth={d}": describe(table.final(name, depth=d, activation=a))
+                  for a in ACTIVATIONS for d in depths} for name in ("test_accuracy", "train_accuracy")},
         "half_times_random_init": random_t.tolist(),
         "half_times_decoupled": decoupled_t.tolist(),
         "half_times_closed_form": [closed_form_half_time(s) for s in STRENGTHS],
@@ -306,6 +300,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
-    name="saxe2014_linear_collapse", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}), default_seeds=3, run=run)
+    name="saxe2014_linear_collapse", description=__doc__, base=BASE, run=run, default_seeds=3,
+    axes={"depth": DEPTHS}, settings={"collapse_depths": COLLAPSE_DEPTHS, "steps": STEPS},
+    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}, axes={"depth": (2,)},
+                    settings={"collapse_depths": (1, 3), "steps": 2000}))
 cli.script(__name__, EXPERIMENT)

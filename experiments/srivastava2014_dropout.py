@@ -35,20 +35,19 @@ import numpy as np
 from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
+from dlfound.errors import ConfigError
 from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=2, width=512, activation="relu", optimizer="adam",
               learning_rate=1e-3, batch_size=128, num_epochs=108, eval_every_epochs=4)
 DROPOUT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-QUICK_RATES = (0.0, 0.5)
 MARGIN = 0.05  # dropout 0.5 beats no dropout by >= 5 points of test accuracy
-CELL = "base"
 
 
 def by_rate(table: Table, metric: str, rates) -> np.ndarray:
     """Final `metric`, seeds x rates."""
-    return np.stack([table.final(metric, dropout_rate=r, cell=CELL) for r in rates], axis=1)
+    return np.stack([table.final(metric, dropout_rate=r) for r in rates], axis=1)
 
 
 def paired_gain(with_SxR, rates, rate: float) -> np.ndarray:
@@ -62,9 +61,11 @@ def _judge_test(test, rates, quick) -> dict:
     k, n = claims.k_of_n(gain >= MARGIN)
     return claims.judge(
         "T8", f"Dropout {max(rates):g} raises the test accuracy of a wide MLP (Srivastava et al. 2014)",
-        f"test accuracy at rate {max(rates):g} >= no dropout + {MARGIN * 100:g} points in every seed (paired)",
+        f"test accuracy at rate {max(rates):g} >= no dropout + {MARGIN * 100:g} points in every seed "
+        "(paired)",
         k == n,
-        "mean test accuracy by rate: " + ", ".join(f"{r:g}: {claims.fmt(test[:, i].mean())}" for i, r in enumerate(rates))
+        "mean test accuracy by rate: "
+        + ", ".join(f"{r:g}: {claims.fmt(test[:, i].mean())}" for i, r in enumerate(rates))
         + f"; gain at {max(rates):g} per seed {claims.fmt(gain)} ({k}/{n} >= {MARGIN:g})",
         {"test_accuracy_by_rate": {f"{r:g}": test[:, i].tolist() for i, r in enumerate(rates)},
          "gain": gain.tolist()}, quick=quick)
@@ -82,42 +83,48 @@ def _judge_gap(gap, train, rates, quick) -> dict:
         + "; mean train accuracy by rate: " + ", ".join(f"{r:g}: {claims.fmt(train[:, i].mean())}"
                                                          for i, r in enumerate(rates))
         + f"; gap shrinks in {k}/{n} seeds",
-        {"gap_by_rate": {f"{r:g}": gap[:, i].tolist() for i, r in enumerate(rates)}, "shrink": shrink.tolist()},
-        quick=quick)
+        {"gap_by_rate": {f"{r:g}": gap[:, i].tolist() for i, r in enumerate(rates)},
+         "shrink": shrink.tolist()}, quick=quick)
 
 
 def _plots(ctx, table: Table, rates, test, gap) -> None:
     x = np.asarray(rates)
     plots.lines(ctx.run_dir.file("test_error_vs_dropout.png"), x, {"test error": 1 - test},
-                "dropout rate", "test error", f"{ctx.cfg.depth} x {ctx.cfg.width} ReLU MLP: test error vs dropout rate")
+                "dropout rate", "test error",
+                f"{ctx.cfg.depth} x {ctx.cfg.width} ReLU MLP: test error vs dropout rate")
     plots.lines(ctx.run_dir.file("gap_vs_dropout.png"), x, {"train - test accuracy": gap},
                 "dropout rate", "train - test accuracy", "Overfitting (generalization gap) vs dropout rate")
-    steps = table.steps(cell=CELL)
+    steps = table.steps(dropout_rate=rates[0])
     for metric in ("test_accuracy", "train_loss"):
         plots.curves_with_bands(
             ctx.run_dir.file(f"{metric}_curves.png"), steps,
-            {f"dropout {r:g}": table.history(metric, dropout_rate=r, cell=CELL) for r in rates},
+            {f"dropout {r:g}": table.history(metric, dropout_rate=r) for r in rates},
             "step", metric.replace("_", " "), f"{metric.replace('_', ' ')} by dropout rate",
             logy=metric == "train_loss")
 
 
 def run(ctx: cli.Context) -> dict:
-    rates = QUICK_RATES if ctx.quick else DROPOUT_RATES
+    rates = ctx.axes["dropout_rate"]
+    if 0.0 not in rates:
+        raise ConfigError("--grid dropout_rate must include 0: T8 pairs every rate with no dropout")
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-    table = run_sweep(Sweep(ctx.cfg, {}, {"dropout_rate": rates}), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    table = run_sweep(Sweep(ctx.cfg, {}, {"dropout_rate": rates}), data, ctx.seeds, ctx.run_dir,
+                      quiet=ctx.quiet)
     test, train = by_rate(table, "test_accuracy", rates), by_rate(table, "train_accuracy", rates)
     gap = train - test
     verdicts = [_judge_test(test, rates, ctx.quick), _judge_gap(gap, train, rates, ctx.quick)]
     _plots(ctx, table, rates, test, gap)
-    metrics = {f"dropout={r:g}": {"test_accuracy": describe(test[:, i]), "train_accuracy": describe(train[:, i]),
-                                  "gap": describe(gap[:, i]),
-                                  "final_train_loss": describe(table.final("train_loss", dropout_rate=r, cell=CELL))}
+    metrics = {f"dropout={r:g}": {"test_accuracy": describe(test[:, i]),
+                                  "train_accuracy": describe(train[:, i]), "gap": describe(gap[:, i]),
+                                  "final_train_loss": describe(table.final("train_loss", dropout_rate=r))}
                for i, r in enumerate(rates)}
     metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="srivastava2014_dropout", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1}), default_seeds=3, run=run)
+    name="srivastava2014_dropout", description=__doc__, base=BASE, run=run, default_seeds=3,
+    axes={"dropout_rate": DROPOUT_RATES},
+    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
+                    axes={"dropout_rate": (0.0, 0.5)}))
 cli.script(__name__, EXPERIMENT)

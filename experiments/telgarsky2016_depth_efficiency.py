@@ -39,6 +39,8 @@ Pass:   C06/C07 criteria: (a) max error <= 1e-6 and pieces = regions = 2^k for e
         pieces; (e) mean count at depth 8 <= 2 x mean count at depth 1 and every count <= 4 x 64,
         while the construction's count doubles with every layer; (f) every trained net (all
         seeds and learning rates) has L1 >= 0.1 against 0 for the construction.
+Longer than most: six analyses, each this paper's own (the construction, random and least-squares
+shallow nets, n-ap, regions at init, trained nets), computed here beside the one sweep.
 """
 
 from __future__ import annotations
@@ -49,14 +51,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlfound import claims, cli, plots, regions, runtime
+from dlfound import claims, cli, plots, regions
+from dlfound.checkpoints import Models
 from dlfound.config import Config
 from dlfound.data import load
 from dlfound.data.dataset import Dataset
 from dlfound.data.functions import tent_power
-from dlfound.files import read_json, write_json_atomic
 from dlfound.models import MLP
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, run_sweeps
+from dlfound.table import Table
 
 BASE = Config(dataset="sawtooth", depth=1, width=16, activation="relu", loss="cross_entropy",
               optimizer="adam", learning_rate=1e-2, batch_size=64, num_epochs=3000,
@@ -72,7 +75,6 @@ REGION_DEPTHS, REGION_NEURONS, REGION_SEEDS, REGION_POINTS = (1, 2, 4, 8), 64, 2
 TRAINED_ARCHS = ((6, 2), (6, 8), (1, 64))  # (depth, width) trained on the sawtooth
 SAWTOOTH_TRAIN, L1_GRID = 1024, 4096
 LEARNING_RATES = (1e-3, 1e-2)
-QUICK = {"nap_widths": (4,), "archs": ((2, 2),), "region_seeds": 3, "random_nets": 10}
 L1_EXACT, L1_FAR, L1_UNTRAINABLE, CONSTRUCT_ATOL = 1e-9, 0.2, 0.1, 1e-6
 
 
@@ -100,9 +102,10 @@ def random_shallow_pieces(widths, nets: int, x: np.ndarray, seed: int = 0) -> di
     rng = np.random.default_rng(seed)
     out = {}
     for m in widths:
-        w, knots, a = rng.standard_normal((nets, m)), rng.uniform(-0.25, 1.25, (nets, m)), rng.standard_normal((nets, m))
-        out[m] = [regions.count_pieces(x, np.maximum(w[i] * (x[:, None] - knots[i]), 0.0) @ a[i])  # relu(w x - w t)
-                  for i in range(nets)]
+        w, knots = rng.standard_normal((nets, m)), rng.uniform(-0.25, 1.25, (nets, m))
+        a = rng.standard_normal((nets, m))
+        out[m] = [regions.count_pieces(x, np.maximum(w[i] * (x[:, None] - knots[i]), 0.0) @ a[i])
+                  for i in range(nets)]  # output layer a over relu(w x - w t)
     return out
 
 
@@ -132,8 +135,9 @@ def nap_bound(n: int, m: int) -> int:
     return max(0, math.ceil((n - m - 2) / 2))
 
 
-def region_counts(depth: int, seeds, neurons: int = REGION_NEURONS, points: int = REGION_POINTS) -> np.ndarray:
-    """Activation regions along a random segment of He-initialized nets with `neurons` split over `depth` layers."""
+def region_counts(depth: int, seeds, neurons: int = REGION_NEURONS, points: int = REGION_POINTS):
+    """Activation regions along a random segment of He-initialized nets, `neurons` split over `depth`
+    layers, one count per seed."""
     width = neurons // depth
     model = MLP(depth=depth, width=width, num_outputs=1, activation="relu", initializer="he")
 
@@ -149,42 +153,42 @@ def region_counts(depth: int, seeds, neurons: int = REGION_NEURONS, points: int 
     return np.asarray(jax.jit(lambda ks: jax.lax.map(count, ks))(keys))
 
 
-def _stats_hook(ctx, x_grid):
-    """on_result hook: pieces (and, for the sawtooth, L1 error and the best member's predictions on
-    `x_grid`) of every trained net, kept in the run dir for resumes. Returns (hook, stored)."""
-    path = ctx.run_dir.file("trained_functions.json")
-    memory: dict = {}
+def sweeps(cfg: Config, widths, archs) -> list[Sweep]:
+    """The n-ap nets (cross-entropy, one per width), then each architecture on the sawtooth (MSE)."""
+    sawtooth, rates = cfg.replace(loss="mse", batch_size=SAWTOOTH_TRAIN), {"learning_rate": LEARNING_RATES}
+    return [Sweep(cfg, {"loss": (cfg.loss,), "depth": (cfg.depth,), "width": widths}, rates)] + [
+        Sweep(sawtooth, {"loss": ("mse",), "depth": (d,), "width": (w,)}, rates) for d, w in archs]
 
-    def hook(cell, result):
-        members, best = [], None
-        for m in range(len(result.diverged_step)):
-            params = jax.tree.map(lambda a, m=m: np.asarray(a[m], np.float64), result.params)
-            if cell.cfg.loss == "mse":
-                y = regions.forward_float64(params, x_grid[:, None])[:, 0]
-                members.append({"l1": float(np.mean(np.abs(y - tent_power(x_grid, K)))),
-                                "pieces": regions.count_pieces(x_grid, y)})
-                if best is None or members[-1]["l1"] < members[best[0]]["l1"]:
-                    best = (m, y.tolist())
-            else:
-                z = regions.forward_float64(params, (2 * x_grid - 1)[:, None])
-                members.append({"pieces": regions.count_pieces(x_grid, z[:, 1] - z[:, 0])})
-        memory[cell.id] = {"members": members, "best_prediction": None if best is None else best[1]}
-        if runtime.is_writer():
-            write_json_atomic(path, {**(read_json(path) if path.exists() else {}), cell.id: memory[cell.id]})
 
-    def stored() -> dict:
-        return {**(read_json(path) if path.exists() else {}), **memory}
+def _float64_params(models: Models) -> list[dict]:
+    return [jax.tree.map(lambda a, m=m: np.asarray(a[m], np.float64), models.variables["params"])
+            for m in range(len(models.seeds))]
 
-    return hook, stored
+
+def nap_pieces(models: Models, x_grid: np.ndarray) -> list[int]:
+    """Affine pieces on [0, 1] of each trained n-ap net's logit difference (inputs rescaled to [-1, 1])."""
+    logits = [regions.forward_float64(p, (2 * x_grid - 1)[:, None]) for p in _float64_params(models)]
+    return [regions.count_pieces(x_grid, z[:, 1] - z[:, 0]) for z in logits]
+
+
+def sawtooth_fits(models: Models, x_grid: np.ndarray) -> tuple[list[dict], np.ndarray]:
+    """Each trained sawtooth net's L1 error against t^K and pieces on `x_grid`; the best net's outputs."""
+    outputs = [regions.forward_float64(p, x_grid[:, None])[:, 0] for p in _float64_params(models)]
+    members = [{"l1": float(np.mean(np.abs(y - tent_power(x_grid, K)))),
+                "pieces": regions.count_pieces(x_grid, y)} for y in outputs]
+    return members, outputs[min(range(len(members)), key=lambda m: members[m]["l1"])]
 
 
 def _judge(construct, shallow, lsq, nap, region, trained, quick) -> list[dict]:
     out = []
     ks = sorted(construct)
-    exact = all(c["max_error"] <= CONSTRUCT_ATOL and c["pieces"] == c["regions"] == 2**k for k, c in construct.items())
+    exact = all(c["max_error"] <= CONSTRUCT_ATOL and c["pieces"] == c["regions"] == 2**k
+                for k, c in construct.items())
     out.append(claims.judge(
-        "F7", "A depth-k width-2 ReLU net computes the sawtooth t^k with exactly 2^k affine pieces (Telgarsky)",
-        f"max |net - t^k| <= {CONSTRUCT_ATOL:g} and pieces = activation regions = 2^k for k = {ks[0]}..{ks[-1]}",
+        "F7", "A depth-k width-2 ReLU net computes the sawtooth t^k with exactly 2^k affine pieces "
+              "(Telgarsky)",
+        f"max |net - t^k| <= {CONSTRUCT_ATOL:g} and pieces = activation regions = 2^k for "
+        f"k = {ks[0]}..{ks[-1]}",
         exact, "k: pieces/regions/max error = " + "; ".join(
             f"{k}: {c['pieces']}/{c['regions']}/{claims.fmt(c['max_error'])}" for k, c in construct.items()),
         {"construction": construct}, quick=quick))
@@ -200,7 +204,8 @@ def _judge(construct, shallow, lsq, nap, region, trained, quick) -> list[dict]:
     far_ok = all(v >= L1_FAR for k in lsq for m, v in lsq[k].items() if m <= 2 ** (k - 1) - 1)
     out.append(claims.judge(
         "F7", "A shallow net needs about 2^k units for the sawtooth: least-squares fits over m ReLU features",
-        f"L1 <= {L1_EXACT:g} with m = 2^k - 1 units and L1 >= {L1_FAR} with m <= 2^(k-1) - 1, for k in {list(lsq)}",
+        f"L1 <= {L1_EXACT:g} with m = 2^k - 1 units and L1 >= {L1_FAR} with m <= 2^(k-1) - 1, "
+        f"for k in {list(lsq)}",
         exact_ok and far_ok, "; ".join(
             f"k={k}: L1(m={2**k - 1}) {claims.fmt(lsq[k][2**k - 1])}, L1(m={2**(k - 1) - 1}) "
             f"{claims.fmt(lsq[k][2**(k - 1) - 1])}" for k in lsq), {"l1": lsq}, quick=quick))
@@ -217,7 +222,8 @@ def _judge(construct, shallow, lsq, nap, region, trained, quick) -> list[dict]:
             for m, v in nap["trained"].items()), nap, quick=quick))
     depths = sorted(region)
     means = {d: float(np.mean(region[d])) for d in depths}
-    flat = means[depths[-1]] <= 2 * means[depths[0]] and max(int(np.max(c)) for c in region.values()) <= 4 * REGION_NEURONS
+    flat = (means[depths[-1]] <= 2 * means[depths[0]]
+            and max(int(np.max(c)) for c in region.values()) <= 4 * REGION_NEURONS)
     doubling = all(construct[k + 1]["regions"] == 2 * construct[k]["regions"] for k in ks[:-1])
     out.append(claims.judge(
         "F7", "Regions can grow exponentially with depth (Montufar et al. 2014) but at random init grow "
@@ -230,7 +236,8 @@ def _judge(construct, shallow, lsq, nap, region, trained, quick) -> list[dict]:
         {"random_init": {d: region[d].tolist() for d in depths}}, quick=quick))
     l1 = {arch: [e["l1"] for e in entries] for arch, entries in trained.items()}
     out.append(claims.judge(
-        "F7", "Expressivity is not trainability: gradient descent does not find the sawtooth, even in deep nets",
+        "F7", "Expressivity is not trainability: gradient descent does not find the sawtooth, even in "
+              "deep nets",
         f"every trained net (seeds x learning rates) has L1 >= {L1_UNTRAINABLE} on t^{K} "
         f"(a constant scores 0.25; the depth-{K} width-2 construction 0)",
         all(min(v) >= L1_UNTRAINABLE for v in l1.values()),
@@ -247,8 +254,9 @@ def _plots(ctx, construct, lsq, region, trained_fits, x_grid) -> None:
                  "sawtooth construction, 2 per layer": np.array([2.0**d for d in depths])},
                 "hidden layers", "linear regions along a line",
                 "Regions: exponential by construction, flat at random init", logy=True)
-    plots.lines(ctx.run_dir.file("least_squares_l1.png"), np.array([2.0**j - 1 for j in range(1, max(lsq) + 1)]),
-                {f"k={k}": np.array([lsq[k].get(2**j - 1, np.nan) for j in range(1, max(lsq) + 1)]) for k in lsq},
+    powers = range(1, max(lsq) + 1)
+    plots.lines(ctx.run_dir.file("least_squares_l1.png"), np.array([2.0**j - 1 for j in powers]),
+                {f"k={k}": np.array([lsq[k].get(2**j - 1, np.nan) for j in powers]) for k in lsq},
                 "ReLU units m (knots at j/(m+1))", "L1 error of the best output layer",
                 "One hidden layer needs ~2^k units for the k-fold sawtooth", logx=True)
     series = {f"t^{K}": tent_power(x_grid, K)}
@@ -257,44 +265,38 @@ def _plots(ctx, construct, lsq, region, trained_fits, x_grid) -> None:
                             f"Trained nets on the {2**K}-piece sawtooth (best member per architecture)")
 
 
+def trained_nets(table: Table, cfg: Config, widths, archs, x_grid: np.ndarray) -> tuple[dict, dict, dict]:
+    """The n-ap result, each architecture's members ({l1, pieces}) and its best fit (for the plot)."""
+    n = 2**K
+    tent_pred = tent_power(np.arange(n) / n, K) > 0.5
+    nap = {"tent_errors": int(np.sum(tent_pred != (np.arange(n) % 2 == 1))), "trained": {}}
+    for m in widths:
+        axes = {"loss": cfg.loss, "depth": cfg.depth, "width": m}
+        errors = np.round(n * (1 - table.final("train_accuracy", **axes))).astype(int)
+        nap["trained"][m] = {"errors": errors.tolist(), "pieces": nap_pieces(table.models(**axes), x_grid)}
+    trained, fits = {}, {}
+    for depth, width in archs:
+        name = f"depth {depth} x width {width}"
+        trained[name], best = sawtooth_fits(table.models(loss="mse", depth=depth, width=width), x_grid)
+        fits[f"{name} (best L1 {claims.fmt(min(e['l1'] for e in trained[name]))})"] = best
+    return nap, trained, fits
+
+
 def run(ctx: cli.Context) -> dict:
-    quick = ctx.quick
+    widths, archs, quick = ctx.axes["width"], ctx.settings["archs"], ctx.quick
     x = dyadic_grid()
     construct = construction(CONSTRUCT_KS, x)
     x_small = dyadic_grid(SMALL_GRID)
-    shallow = random_shallow_pieces(RANDOM_WIDTHS, QUICK["random_nets"] if quick else RANDOM_NETS, x_small)
+    shallow = random_shallow_pieces(RANDOM_WIDTHS, ctx.settings["random_nets"], x_small)
     lsq = {k: {2**j - 1: least_squares_l1(k, 2**j - 1, x_small) for j in range(1, k + 1)} for k in LSQ_KS}
-    region = {d: region_counts(d, range(QUICK["region_seeds"] if quick else REGION_SEEDS)) for d in REGION_DEPTHS}
+    region = {d: region_counts(d, range(ctx.settings["region_seeds"])) for d in REGION_DEPTHS}
 
+    nap, saw = nap_data(), load("sawtooth", validation_fraction=0.0, k=K, num_examples=SAWTOOTH_TRAIN,
+                                task="regression")
+    table = run_sweeps(sweeps(ctx.cfg, widths, archs), lambda c: saw if c.loss == "mse" else nap, ctx.seeds,
+                       ctx.run_dir, quiet=ctx.quiet)
     x_l1 = dyadic_grid(L1_GRID)
-    hook, stored_stats = _stats_hook(ctx, x_l1)
-    nap = nap_data()
-    tent_pred = tent_power(np.arange(2**K) / 2**K, K) > 0.5
-    cfg = ctx.cfg
-    widths = QUICK["nap_widths"] if quick else NAP_WIDTHS
-    rows = run_sweep(Sweep(cfg, {"width": widths}, {"learning_rate": LEARNING_RATES}),
-                     nap, ctx.seeds, ctx.run_dir, quiet=ctx.quiet, on_result=hook).rows
-    saw = load("sawtooth", validation_fraction=0.0, k=K, num_examples=SAWTOOTH_TRAIN, task="regression")
-    reg_cfg = cfg.replace(loss="mse", batch_size=SAWTOOTH_TRAIN)
-    archs = QUICK["archs"] if quick else TRAINED_ARCHS
-    for depth, width in archs:
-        rows += run_sweep(Sweep(reg_cfg, {"depth": (depth,), "width": (width,)}, {"learning_rate": LEARNING_RATES}),
-                          saw, ctx.seeds, ctx.run_dir, quiet=ctx.quiet, on_result=hook).rows
-    table = Table(rows)
-    stats = stored_stats()
-    n = 2**K
-    nap_result = {"tent_errors": int(np.sum(tent_pred != (np.arange(n) % 2 == 1))), "trained": {}}
-    for m in widths:
-        cell = cell_id({"width": m})
-        nap_result["trained"][m] = {
-            "errors": np.round(n * (1 - table.final("train_accuracy", cell=cell))).astype(int).tolist(),
-            "pieces": [e["pieces"] for e in stats[cell]["members"]]}
-    trained = {f"depth {d} x width {w}": stats[cell_id({"depth": d, "width": w})]["members"] for d, w in archs}
-
-    fits = {}
-    for (depth, width), (name, members) in zip(archs, trained.items()):
-        best_l1 = claims.fmt(min(e["l1"] for e in members))
-        fits[f"{name} (best L1 {best_l1})"] = np.asarray(stats[cell_id({"depth": depth, "width": width})]["best_prediction"])
+    nap_result, trained, fits = trained_nets(table, ctx.cfg, widths, archs, x_l1)
 
     verdicts = _judge(construct, shallow, lsq, nap_result, region, trained, quick)
     _plots(ctx, construct, lsq, region, fits, x_l1)
@@ -308,6 +310,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
-    name="telgarsky2016_depth_efficiency", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}), default_seeds=5, run=run)
+    name="telgarsky2016_depth_efficiency", description=__doc__, base=BASE, run=run, default_seeds=5,
+    axes={"width": NAP_WIDTHS},
+    settings={"archs": TRAINED_ARCHS, "region_seeds": REGION_SEEDS, "random_nets": RANDOM_NETS},
+    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}, axes={"width": (4,)},
+                    settings={"archs": ((2, 2),), "region_seeds": 3, "random_nets": 10}))
 cli.script(__name__, EXPERIMENT)

@@ -46,22 +46,23 @@ import numpy as np
 from dlfound import claims, cli, plots
 from dlfound.config import Config
 from dlfound.data import load
+from dlfound.errors import ConfigError
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=3, width=512, activation="relu", optimizer="adam",
               learning_rate=1e-3, batch_size=128, num_epochs=30, eval_every_epochs=1,
               validation_fraction=0.0)
-CORRUPTION = (0.0, 0.25, 0.5, 0.75, 1.0)  # the label_noise values, vmapped in one ensemble
+CORRUPTION = (0.0, 0.25, 0.5, 0.75, 1.0)  # the label_noise axis, vmapped in one ensemble
 FIT_TARGET = 0.99  # train accuracy that counts as "fitted"
 CHANCE_BAND = 0.05  # random-label test accuracy within chance +- this
 GENERALIZES = 0.4  # true-label test accuracy at least chance + this
 FIT_RATIO = (1.0, 5.0)  # steps_random / steps_true in (low, high]
 
 
-def steps_to_fit(table: Table, cell: str, p: float) -> np.ndarray:
+def steps_to_fit(table: Table, p: float) -> np.ndarray:
     """Per seed, the first step at which train accuracy (on the corrupted labels) reaches FIT_TARGET."""
-    return table.steps_to("train_accuracy", FIT_TARGET, label_noise=p, cell=cell)
+    return table.steps_to("train_accuracy", FIT_TARGET, label_noise=p)
 
 
 def finite_or_nan(values) -> np.ndarray:
@@ -126,17 +127,18 @@ def _judge_time(fit_steps: dict, interval: float, quick: bool) -> dict:
         quick=quick)
 
 
-def _plots(ctx, table: Table, cell: str, levels, test_acc: dict, fit_steps: dict) -> None:
-    steps = table.steps(cell=cell)
+def _plots(ctx, table: Table, levels, test_acc: dict, fit_steps: dict) -> None:
+    steps = table.steps(label_noise=levels[0])
     for metric in ("train_accuracy", "test_accuracy"):
         plots.curves_with_bands(
             ctx.run_dir.file(f"{metric}_curves.png"), steps,
-            {f"p={p:g}": table.history(metric, label_noise=p, cell=cell) for p in levels},
+            {f"p={p:g}": table.history(metric, label_noise=p) for p in levels},
             "step", metric.replace("_", " "),
-            f"{ctx.cfg.dataset}: {metric.split('_')[0]} accuracy, label corruption p")
+            f"{ctx.cfg.dataset}: {metric.split('_')[0]} accuracy, label corruption p",
+            hlines={f"fit target {FIT_TARGET:.0%}": FIT_TARGET} if metric == "train_accuracy" else None)
     plots.curves_with_bands(
         ctx.run_dir.file("train_loss_curves.png"), steps,
-        {f"p={p:g}": table.history("train_loss", label_noise=p, cell=cell) for p in levels},
+        {f"p={p:g}": table.history("train_loss", label_noise=p) for p in levels},
         "step", "train loss", "Training loss reaches ~0 at every corruption level (Zhang et al. Fig. 1a)",
         logy=True)
     plots.lines(ctx.run_dir.file("test_accuracy_vs_corruption.png"), np.array(levels),
@@ -150,23 +152,25 @@ def _plots(ctx, table: Table, cell: str, levels, test_acc: dict, fit_steps: dict
 
 def run(ctx: cli.Context) -> dict:
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-    sweep = Sweep(ctx.cfg, {"width": (ctx.cfg.width,)}, {"label_noise": CORRUPTION})
+    levels = ctx.axes["label_noise"]
+    if not {0.0, 1.0} <= set(levels):
+        raise ConfigError("--grid label_noise must include 0 and 1: T9 compares true with random labels")
+    sweep = Sweep(ctx.cfg, {"width": (ctx.cfg.width,)}, {"label_noise": levels})
     table = run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    cell = cell_id({"width": ctx.cfg.width})
     chance = 1.0 / data.num_classes
-    train_acc = {p: table.final("train_accuracy", label_noise=p, cell=cell) for p in CORRUPTION}
-    test_acc = {p: table.final("test_accuracy", label_noise=p, cell=cell) for p in CORRUPTION}
-    fit_steps = {p: steps_to_fit(table, cell, p) for p in CORRUPTION}
-    steps = table.steps(cell=cell)
+    train_acc = {p: table.final("train_accuracy", label_noise=p) for p in levels}
+    test_acc = {p: table.final("test_accuracy", label_noise=p) for p in levels}
+    fit_steps = {p: steps_to_fit(table, p) for p in levels}
+    steps = table.steps(label_noise=levels[0])
     interval = float(steps[1] - steps[0]) if len(steps) > 1 else 0.0
     verdicts = [_judge_fit(train_acc, fit_steps, int(steps[-1]), ctx.quick),
                 _judge_chance(test_acc, chance, ctx.quick),
                 _judge_time(fit_steps, interval, ctx.quick)]
-    _plots(ctx, table, cell, CORRUPTION, test_acc, fit_steps)
+    _plots(ctx, table, levels, test_acc, fit_steps)
     metrics = {
         "train_accuracy": {str(p): describe(v) for p, v in train_acc.items()},
         "test_accuracy": {str(p): describe(v) for p, v in test_acc.items()},
-        "train_loss": {str(p): describe(table.final("train_loss", label_noise=p, cell=cell)) for p in CORRUPTION},
+        "train_loss": {str(p): describe(table.final("train_loss", label_noise=p)) for p in levels},
         # runs that never fit are counted as n_nan
         "steps_to_fit": {str(p): describe(finite_or_nan(v)) for p, v in fit_steps.items()},
         "chance": chance, "evaluation_interval_steps": interval, "total_steps": int(steps[-1]),
@@ -176,6 +180,6 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
-    name="zhang2017_memorization", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"width": 32, "num_epochs": 2}), default_seeds=3, run=run)
+    name="zhang2017_memorization", description=__doc__, base=BASE, run=run, default_seeds=3,
+    axes={"label_noise": CORRUPTION}, quick=cli.Quick(config={"width": 32, "num_epochs": 2}))
 cli.script(__name__, EXPERIMENT)

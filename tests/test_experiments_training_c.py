@@ -61,8 +61,8 @@ def _fit_table(curves: dict, steps=(0, 10, 20, 30)) -> Table:
 
 def test_steps_to_fit_per_seed_and_never_fitted_is_inf():
     table = _fit_table({0.0: [(0.1, 0.995, 1, 1), (0.1, 0.5, 0.99, 1)], 1.0: [(0.1, 0.2, 0.3, 0.98)] * 2})
-    np.testing.assert_array_equal(t9.steps_to_fit(table, "c", 0.0), [10, 20])
-    assert np.all(np.isinf(t9.steps_to_fit(table, "c", 1.0)))
+    np.testing.assert_array_equal(t9.steps_to_fit(table, 0.0), [10, 20])
+    assert np.all(np.isinf(t9.steps_to_fit(table, 1.0)))
     np.testing.assert_array_equal(t9.finite_or_nan([1.0, np.inf]), [1.0, np.nan])
 
 

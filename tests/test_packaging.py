@@ -47,3 +47,23 @@ def test_run_of_an_unknown_experiment_names_the_valid_ones(research_folder):
     out = _dlfound(research_folder, "run", "depth_activaton", "--quick")
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "no experiment 'depth_activaton'" in out.stderr and "depth_activation" in out.stderr
+
+
+def _floors_declared() -> dict:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    out = {}
+    for spec in project["dependencies"] + project["optional-dependencies"]["test"]:
+        name, _, version = spec.partition(">=")
+        out[name.strip().lower()] = version.strip()
+    return out
+
+
+def test_every_declared_floor_is_the_version_ci_tests():
+    pinned = {}
+    for line in (REPO / ".ci" / "floors.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[name.strip().lower()] = version.strip()
+    assert _floors_declared() == pinned

@@ -29,7 +29,10 @@ Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs s
         mean activation per layer on 512 training inputs every 400 steps.
         (5) C08 design B: 5 x 256 tanh and softsign, std_uniform vs glorot ("N"), plain SGD lr 0.05,
         batch 10, 4800 steps (the CI length of CLAIMS.md; the calibration used 10k).
-        Budgets are set in steps: num_epochs follows from the dataset size and batch size.
+        Budgets are set in steps: num_epochs follows from the dataset size and batch size. Parts 2-5
+        are one sweep, its cells named by depth, activation and init; part 3 reads the trained models
+        the sweep keeps (not kept with --no-params). Longer than most experiments: five parts with
+        their own criteria, and part 1 measures untrained networks itself (no sweep does that).
 Run:    python -m experiments.he2015_initialization            # ~1-2 min on 2 CPU cores
         python -m experiments.he2015_initialization --quick    # seconds; smoke test only
         python -m experiments.he2015_initialization --dataset fashion_mnist   # full size: the same
@@ -61,7 +64,6 @@ Pass:   T4 (a) at init, the fitted slope of the mean log2 second moment per laye
 
 from __future__ import annotations
 
-import json
 import math
 
 import jax
@@ -71,19 +73,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dlfound import claims, cli, losses, plots
-from dlfound.config import Config
+from dlfound.checkpoints import Models
+from dlfound.config import Config, step_budget
 from dlfound.data import load
 from dlfound.models import MLP, layer_names
-from dlfound.propagation import (
-    draw_params,
-    fitted_slope,
-    predicted_mean_square,
-    robust_rms,
-    typical_slope,
-    unit_spread,
-)
+from dlfound.propagation import (draw_params, fitted_slope, predicted_mean_square, robust_rms, typical_slope,
+                                 unit_spread)
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, run_sweeps
+from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=30, width=64, activation="relu", init="he", optimizer="momentum",
               learning_rate=0.01, momentum=0.9, batch_size=128, num_epochs=48, eval_every_epochs=2,
@@ -91,46 +89,30 @@ BASE = Config(dataset="mnist1d", depth=30, width=64, activation="relu", init="he
 SCHEMES = ("he", "glorot", "lecun", "std_uniform", "small_normal")
 TRAIN_SCHEMES = ("he", "glorot", "small_normal")
 CONTROL_SCHEMES = ("he", "glorot")
-# Budgets per part; "steps" and "eval_steps" become num_epochs / eval_every_epochs per dataset.
-BUDGET = {
+# Budgets per part; "*steps" become num_epochs / eval_every_epochs per dataset (config.step_budget).
+SETTINGS = {
     "init_depth": 50, "grad_depth": 30, "init_seeds": 32, "probe": 512,
     "deep": 30, "control": 10, "train_steps": 1500, "train_eval_steps": 62,
     "zero": {"depth": 2, "width": 64, "activation": "sigmoid", "learning_rate": 0.1},
-    "saturation": {"depth": 4, "width": 256, "activation": "sigmoid", "init": "std_uniform", "optimizer": "sgd",
-                   "learning_rate": 0.1, "batch_size": 10},
+    "saturation": {"depth": 4, "width": 256, "activation": "sigmoid", "init": "std_uniform",
+                   "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 10},
     "saturation_steps": 2000, "saturation_eval_steps": 400,
     "table1": {"depth": 5, "width": 256, "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 10},
     "table1_activations": ("tanh", "softsign"), "table1_steps": 4800, "table1_eval_steps": 400,
-}
-QUICK = {  # one depth for the deep and control cells, so quick mode compiles 8 small cells
-    "init_depth": 6, "grad_depth": 4, "init_seeds": 4, "deep": 2, "control": 2, "train_steps": 62,
-    "zero": {**BUDGET["zero"], "width": 8},
-    "saturation": {**BUDGET["saturation"], "depth": 2, "width": 16}, "saturation_steps": 400,
-    "table1": {**BUDGET["table1"], "depth": 2, "width": 16},
-    "table1_activations": ("tanh",), "table1_steps": 400,
 }
 TRAIN_TARGET = 0.5  # C09: 50% train accuracy
 RMS_LAYER = 30  # He et al. Fig. 4 depth: RMS(h_30)/RMS(x)
 SLOPE_TOLERANCE = 0.1  # bits per layer
 UNDERFLOW_RMS = 1e-30  # layers whose RMS fell below this in some seed are left out of the slope fit
 SYMMETRY_TOLERANCE = 1e-6
-SYMMETRY_FILE = "zero_init_symmetry.json"
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def budget_config(cfg: Config, num_train: int, steps: int, eval_steps: int) -> Config:
-    """`cfg` with num_epochs and eval_every_epochs giving about `steps` steps, evaluated every ~`eval_steps`."""
-    per_epoch = max(1, num_train // cfg.batch_size)
-    every = max(1, round(eval_steps / per_epoch))
-    evals = max(1, round(steps / (every * per_epoch)))
-    return cfg.replace(num_epochs=every * evals, eval_every_epochs=every)
+SATURATED, UNSATURATED = 0.15, 0.49  # T1: top-layer mean below, lower layers' means at least
 
 
 # ----------------------------------------------------------------------------- part 1: statistics at init
 
 def init_statistics(budget: dict, width: int, data, seeds) -> dict:
-    """Per-layer activation RMS (depth `init_depth`) and kernel-gradient RMS (depth `grad_depth`) per scheme."""
+    """Per scheme: each layer's activation RMS (depth `init_depth`) and kernel-gradient RMS (depth
+    `grad_depth`), with the mean-field prediction and the typical-value slope."""
     depth, grad_depth, n = budget["init_depth"], budget["grad_depth"], budget["probe"]
     x = jnp.asarray(data.x_train[:n]).reshape((min(n, data.num_train), -1))
     y = jnp.asarray(data.y_train[:n])
@@ -151,7 +133,8 @@ def init_statistics(budget: dict, width: int, data, seeds) -> dict:
 
     forward, gradients = jax.jit(jax.vmap(forward)), jax.jit(jax.vmap(gradients))
     input_ms = float(jnp.mean(jnp.square(x)))
-    out = {"input_rms": math.sqrt(input_ms), "rms": {}, "grad_rms": {}, "predicted_ms": {}, "typical_slope": {}}
+    out = {"input_rms": math.sqrt(input_ms), "rms": {}, "grad_rms": {}, "predicted_ms": {},
+           "typical_slope": {}}
     for scheme in SCHEMES:
         params = draw_params(scheme, sizes, keys)
         out["rms"][scheme] = np.asarray(forward(params), np.float64)
@@ -178,7 +161,8 @@ def _judge_init(stats: dict, budget: dict, quick: bool) -> list[dict]:
                  if np.any(stats["rms"][s] == 0) else None for s in SCHEMES}
     a = claims.judge(
         "T4", "At init, ReLU activations keep their scale with He init and shrink geometrically with "
-        "LeCun/Glorot (second moment halved per layer), std_uniform and small_normal (He et al. 2015, eq. 10)",
+        "LeCun/Glorot (second moment halved per layer), std_uniform and small_normal (He et al. 2015, "
+        "eq. 10)",
         f"fitted log2 second-moment slope within {SLOPE_TOLERANCE} bit/layer of the typical-value recursion "
         f"for every scheme; He's median RMS(h_{layer + 1})/RMS(x) in [0.25, 4]; Glorot's and LeCun's < 1e-3 "
         "in every seed",
@@ -202,28 +186,63 @@ def _judge_init(stats: dict, budget: dict, quick: bool) -> list[dict]:
         f"depth {budget['grad_depth']}: every layer's median Glorot kernel-gradient RMS < 1e-3 x He's; He's "
         "first/last hidden-layer gradient ratio in [0.1, 10]",
         bool(vanish and 0.1 <= he_flat <= 10),
-        f"median kernel-gradient RMS, first hidden / last hidden / readout: he {claims.fmt(he[0])} / "
-        f"{claims.fmt(he[-2])} / {claims.fmt(he[-1])}, glorot {claims.fmt(glorot[0])} / {claims.fmt(glorot[-2])} / "
-        f"{claims.fmt(glorot[-1])}, lecun {claims.fmt(grads['lecun'][0])}, std_uniform "
-        f"{claims.fmt(grads['std_uniform'][0])}, small_normal {claims.fmt(grads['small_normal'][0])}; "
-        f"largest glorot/he layer ratio {claims.fmt(np.max(glorot / he))}; he first/last {claims.fmt(he_flat)}",
+        "median kernel-gradient RMS, first hidden / last hidden / readout: "
+        + ", ".join(f"{s} " + " / ".join(claims.fmt(grads[s][i]) for i in (0, -2, -1))
+                    for s in ("he", "glorot"))
+        + ", " + ", ".join(f"{s} {claims.fmt(grads[s][0])}" for s in SCHEMES[2:])
+        + f"; largest glorot/he layer ratio {claims.fmt(np.max(glorot / he))}; he first/last "
+        f"{claims.fmt(he_flat)}",
         {"median_grad_rms": {s: grads[s].tolist() for s in SCHEMES}}, quick=quick)
     return [a, b]
 
 
 # ----------------------------------------------------------------------------- parts 2-5: training
 
-def _judge_training(table: Table, budget: dict, quick: bool) -> list[dict]:
+def configs(cfg: Config, budget: dict, num_train: int) -> dict[str, Config]:
+    """The config of each trained part, with its step budget."""
+    def part(name, changes):
+        steps, eval_steps = budget[f"{name}_steps"], budget[f"{name}_eval_steps"]
+        return step_budget(cfg.replace(**changes), num_train, steps, eval_steps)
+
+    train = part("train", {})
+    return {"train": train, "zero": train.replace(**budget["zero"]),
+            **{name: part(name, budget[name]) for name in ("saturation", "table1")}}
+
+
+def at(cfg: Config, **axes) -> dict:
+    """A cell's axes: the part's depth, activation and init unless `axes` names others."""
+    return {"depth": cfg.depth, "activation": cfg.activation, "init": cfg.init, **axes}
+
+
+def sweeps(cfgs: dict, budget: dict) -> list[Sweep]:
+    """Parts 2-5 as one sweep: every cell carries depth, activation and init, so they are told apart."""
+    def part(cfg, **grid):
+        return Sweep(cfg, {name: (value,) for name, value in at(cfg).items()} | grid)
+
+    train, deep, control = cfgs["train"], budget["deep"], budget["control"]
+    return ([part(train, depth=(deep,), init=TRAIN_SCHEMES)]
+            + ([part(train, depth=(control,), init=CONTROL_SCHEMES)] if control != deep else [])
+            + [part(cfgs["zero"], init=("zeros", "glorot")), part(cfgs["saturation"]),
+               part(cfgs["table1"], activation=budget["table1_activations"], init=("std_uniform", "glorot"))])
+
+
+def _train_runs(budget: dict) -> list[tuple[int, str]]:
+    """(depth, init) of part 2's cells."""
+    runs = [(budget["deep"], s) for s in TRAIN_SCHEMES] + [(budget["control"], s) for s in CONTROL_SCHEMES]
+    return list(dict.fromkeys(runs))
+
+
+def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> list[dict]:
     deep, control = budget["deep"], budget["control"]
-    cell = {(d, s): cell_id({"depth": d, "init": s}) for d in (deep, control) for s in TRAIN_SCHEMES}
-    steps = {k: table.steps_to("train_accuracy", TRAIN_TARGET, cell=c) for k, c in cell.items()
-             if c in table.cells()}
-    final = {k: table.final("train_accuracy", cell=c) for k, c in cell.items() if c in table.cells()}
+    steps = {k: table.steps_to("train_accuracy", TRAIN_TARGET, **at(cfg, depth=k[0], init=k[1]))
+             for k in _train_runs(budget)}
+    final = {k: table.final("train_accuracy", **at(cfg, depth=k[0], init=k[1])) for k in _train_runs(budget)}
     he, glorot = steps[(deep, "he")], steps[(deep, "glorot")]
     ratio = claims.ratio(np.median(glorot), np.median(he))
     fmt_steps = lambda s: claims.fmt(s.tolist())
     c = claims.judge(
-        "T4", f"He init trains a {deep}-layer ReLU MLP; Glorot init stalls or is much slower (He et al. 2015, Fig. 4)",
+        "T4", f"He init trains a {deep}-layer ReLU MLP; Glorot init stalls or is much slower (He et al. "
+        "2015, Fig. 4)",
         f"He reaches {TRAIN_TARGET:.0%} train accuracy within 1000 steps in every seed; Glorot's median "
         "steps to it >= 2 x He's (never = inf)",
         bool(np.all(he <= 1000) and ratio >= 2),
@@ -239,83 +258,85 @@ def _judge_training(table: Table, budget: dict, quick: bool) -> list[dict]:
         "steps to target: " + ", ".join(f"{s} {fmt_steps(v)}" for s, v in zip(CONTROL_SCHEMES, ctrl)),
         {s: v.tolist() for s, v in zip(CONTROL_SCHEMES, ctrl)}, quick=quick)
     small = final[(deep, "small_normal")]
-    grad0 = table.history("grad_norm", layer=0, cell=cell[(deep, "small_normal")])[:, 0]
+    grad0 = table.history("grad_norm", layer=0, **at(cfg, depth=deep, init="small_normal"))[:, 0]
     e = claims.judge(
         "T4", f"A fixed small init N(0, 0.01^2) stalls a {deep}-layer ReLU MLP (He et al. 2015: std 0.01 "
         "fails for > 8 layers)",
         "final train accuracy < 0.2 in every seed (chance 0.1)", bool(np.all(small < 0.2)),
         f"final train accuracy {claims.fmt(small)}; first-layer gradient norm at init {claims.fmt(grad0)}",
-        {"final_train_accuracy": small.tolist(), "first_layer_grad_norm_at_init": grad0.tolist()}, quick=quick)
+        {"final_train_accuracy": small.tolist(), "first_layer_grad_norm_at_init": grad0.tolist()},
+        quick=quick)
     return [c, d, e]
 
 
-def _save_symmetry(ctx, depth: int):
-    def save(cell, result):
-        if cell.axes.get("init") != "zeros":
-            return
-        spreads, norms = [], []
-        for name in layer_names(depth)[:-1]:
-            kernel, bias = np.asarray(result.params[name]["kernel"]), np.asarray(result.params[name]["bias"])
-            spreads.append([unit_spread(kernel[m], bias[m]) for m in range(kernel.shape[0])])
-            norms.append(np.linalg.norm(kernel.reshape(kernel.shape[0], -1), axis=1).tolist())
-        readout = np.asarray(result.params["readout"]["kernel"])  # (models, units, classes): rows = units
-        rows = [float(np.max(np.abs(r - r[:1])) / max(np.abs(r).max(), 1e-30)) for r in readout]
-        ctx.run_dir.file(SYMMETRY_FILE).write_text(json.dumps(
-            {"spread": spreads, "kernel_norm": norms, "readout_row_spread": rows}))
-    return save
+def symmetry(models: Models) -> dict:
+    """Per hidden layer and model: the largest spread between units' incoming weights, the kernel's
+    norm; per model: the readout rows' spread (one row per unit of the last hidden layer)."""
+    params, spreads, norms = models.variables["params"], [], []
+    for name in layer_names(models.cfg.depth)[:-1]:
+        kernel, bias = np.asarray(params[name]["kernel"]), np.asarray(params[name]["bias"])
+        spreads.append([unit_spread(kernel[m], bias[m]) for m in range(kernel.shape[0])])
+        norms.append(np.linalg.norm(kernel.reshape(kernel.shape[0], -1), axis=1).tolist())
+    readout = np.asarray(params["readout"]["kernel"])  # (models, units, classes): rows = units
+    rows = [float(np.max(np.abs(r - r[:1])) / max(np.abs(r).max(), 1e-30)) for r in readout]
+    return {"spread": spreads, "kernel_norm": norms, "readout_row_spread": rows}
 
 
-def _judge_zero(ctx, table: Table, quick: bool) -> dict:
-    sym = json.loads(ctx.run_dir.file(SYMMETRY_FILE).read_text())
+def _judge_zero(table: Table, cfg: Config, quick: bool) -> dict:
+    sym = symmetry(table.models(**at(cfg, init="zeros")))
     spread = np.max(np.array(sym["spread"]), axis=0)  # per seed, worst hidden layer
     moved = np.min(np.array(sym["kernel_norm"]), axis=0)
-    zero = table.final("train_accuracy", cell="init=zeros")
-    glorot = table.final("train_accuracy", cell="init=glorot")
-    passed = bool(np.all(spread <= SYMMETRY_TOLERANCE) and np.all(moved > 1e-3) and np.all(zero <= glorot - 0.10))
+    zero = table.final("train_accuracy", **at(cfg, init="zeros"))
+    glorot = table.final("train_accuracy", **at(cfg, init="glorot"))
+    passed = np.all(spread <= SYMMETRY_TOLERANCE) and np.all(moved > 1e-3) and np.all(zero <= glorot - 0.10)
     return claims.judge(
-        "T4", "Zero init never breaks the symmetry: all hidden units of a layer stay identical after training",
-        f"in every seed and hidden layer the units' incoming weights differ by <= {SYMMETRY_TOLERANCE:g} of their "
-        "norm, the kernels moved (norm > 1e-3), and train accuracy is >= 10 points below glorot init's",
-        passed,
-        f"largest per-unit spread {claims.fmt(spread)} (readout rows {claims.fmt(sym['readout_row_spread'])}); "
-        f"smallest hidden kernel norm {claims.fmt(moved)}; train accuracy zeros {claims.fmt(zero)} vs glorot "
+        "T4", "Zero init never breaks the symmetry: all hidden units of a layer stay identical after "
+        "training",
+        f"in every seed and hidden layer the units' incoming weights differ by <= {SYMMETRY_TOLERANCE:g} of "
+        "their norm, the kernels moved (norm > 1e-3), and train accuracy is >= 10 points below glorot init's",
+        bool(passed),
+        f"largest per-unit spread {claims.fmt(spread)} (readout rows "
+        f"{claims.fmt(sym['readout_row_spread'])}); smallest hidden kernel norm {claims.fmt(moved)}; train "
+        f"accuracy zeros {claims.fmt(zero)} vs glorot "
         f"{claims.fmt(glorot)}",
         {"spread": spread.tolist(), "kernel_norm": moved.tolist(), "zeros_train_accuracy": zero.tolist(),
          "glorot_train_accuracy": glorot.tolist()}, quick=quick)
 
 
-def _judge_saturation(table: Table, cell: str, depth: int, at_step: int, quick: bool) -> tuple[dict, dict]:
-    steps = table.steps(cell=cell)
+def _judge_saturation(table: Table, cfg: Config, at_step: int, quick: bool) -> tuple[dict, dict]:
+    axes, steps = at(cfg), table.steps(**at(cfg))
     index = int(np.argmax(steps >= at_step)) if np.any(steps >= at_step) else len(steps) - 1
-    means = np.stack([table.history("activation_mean", layer=i, cell=cell)[:, index] for i in range(depth)], axis=1)
-    acc = table.history("train_accuracy", cell=cell)[:, index]
+    means = np.stack([table.history("activation_mean", layer=i, **axes)[:, index] for i in range(cfg.depth)],
+                     axis=1)
+    acc = table.history("train_accuracy", **axes)[:, index]
     top, lower = means[:, -1], means[:, :-1]
     ordered = np.all(np.diff(lower, axis=1) > 0, axis=1)
-    passed = bool(np.all(top < 0.15) and np.all(lower >= 0.49) and np.all(ordered) and np.all(acc < 0.2))
+    passed = all(np.all(c) for c in (top < SATURATED, lower >= UNSATURATED, ordered, acc < 0.2))
     verdict = claims.judge(
         "T1", "The top hidden layer of a deep sigmoid MLP with standard init saturates towards 0 while the "
         "lower layers stay near 0.5 (Glorot & Bengio 2010, Fig. 2)",
-        f"at step {int(steps[index])}, in every seed: top-layer mean < 0.15, lower layers' means >= 0.49 and "
-        "increasing with the layer, train accuracy < 0.2",
-        passed,
+        f"at step {int(steps[index])}, in every seed: top-layer mean < {SATURATED:g}, lower layers' means >= "
+        f"{UNSATURATED:g} and increasing with the layer, train accuracy < 0.2",
+        bool(passed),
         "mean activation per layer (input to output), seed-median: "
         + claims.fmt(np.median(means, axis=0)) + f"; top layer per seed {claims.fmt(top)}; train accuracy "
         f"{claims.fmt(acc)}",
-        {"step": int(steps[index]), "layer_means": means.tolist(), "train_accuracy": acc.tolist()}, quick=quick)
+        {"step": int(steps[index]), "layer_means": means.tolist(), "train_accuracy": acc.tolist()},
+        quick=quick)
     return verdict, {"step": int(steps[index]), "layer_means_median": np.median(means, axis=0).tolist()}
 
 
-def _judge_table1(table: Table, acts, quick: bool) -> dict:
+def _judge_table1(table: Table, cfg: Config, acts, quick: bool) -> dict:
     flags, parts, numbers = [], [], {}
     for act in acts:
-        std = table.final("test_accuracy", cell=cell_id({"activation": act, "init": "std_uniform"}))
-        norm = table.final("test_accuracy", cell=cell_id({"activation": act, "init": "glorot"}))
+        std = table.final("test_accuracy", **at(cfg, activation=act, init="std_uniform"))
+        norm = table.final("test_accuracy", **at(cfg, activation=act, init="glorot"))
         flags.append(bool(np.all(norm >= std + 0.05)))
         parts.append(f"{act}: N {claims.fmt(norm)} vs standard {claims.fmt(std)}")
         numbers[act] = {"normalized": norm.tolist(), "standard": std.tolist()}
     return claims.judge(
-        "T4", "Normalized (Glorot) init beats the standard U(+-1/sqrt(n)) init for tanh and softsign at depth 5 "
-        "(Glorot & Bengio 2010, Table 1)",
+        "T4", "Normalized (Glorot) init beats the standard U(+-1/sqrt(n)) init for tanh and softsign at "
+        "depth 5 (Glorot & Bengio 2010, Table 1)",
         "test accuracy with normalized init >= standard + 5 points in every seed, for each activation",
         all(flags), "test accuracy per seed: " + "; ".join(parts), numbers, quick=quick)
 
@@ -335,7 +356,8 @@ def _init_figure(path, stats: dict, budget: dict) -> None:
         ratio = np.where(ratio > 0, ratio, np.nan)
         with np.errstate(all="ignore"):
             left.plot(layers, np.nanmedian(ratio, axis=0), color=color, label=s)
-            left.fill_between(layers, np.nanmin(ratio, axis=0), np.nanmax(ratio, axis=0), color=color, alpha=0.2)
+            left.fill_between(layers, np.nanmin(ratio, axis=0), np.nanmax(ratio, axis=0), color=color,
+                              alpha=0.2)
         left.plot(layers, np.sqrt(stats["predicted_ms"][s]) / stats["input_rms"], color=color, linestyle="--")
         grads = np.where(stats["grad_rms"][s] > 0, stats["grad_rms"][s], np.nan)
         with np.errstate(all="ignore"):
@@ -351,91 +373,73 @@ def _init_figure(path, stats: dict, budget: dict) -> None:
     fig.savefig(path, format="png", dpi=120)
 
 
-def _plots(ctx, stats, table, budget, sat_cell, table1_acts) -> None:
+def _plots(ctx, stats, table: Table, cfgs: dict, budget: dict) -> None:
     _init_figure(ctx.run_dir.file("init_activation_and_gradient_rms.png"), stats, budget)
-    deep = budget["deep"]
-    cells = {s: cell_id({"depth": deep, "init": s}) for s in TRAIN_SCHEMES}
-    plots.curves_with_bands(ctx.run_dir.file("train_accuracy_deep.png"), table["train"].steps(cell=cells["he"]),
-                            {s: table["train"].history("train_accuracy", cell=c) for s, c in cells.items()},
-                            "step", "train accuracy", f"Depth {deep} ReLU MLP: training accuracy by init")
-    sat = table["saturation"]
-    plots.curves_with_bands(ctx.run_dir.file("sigmoid_saturation.png"), sat.steps(cell=sat_cell),
-                            {f"layer {i + 1}": sat.history("activation_mean", layer=i, cell=sat_cell)
-                             for i in range(budget["saturation"]["depth"])},
-                            "step", "mean activation", "Sigmoid MLP, standard init: mean activation per layer")
-    t1 = table["table1"]
-    plots.curves_with_bands(ctx.run_dir.file("normalized_init_test_accuracy.png"),
-                            t1.steps(cell=cell_id({"activation": table1_acts[0], "init": "glorot"})),
-                            {f"{a} {'N' if i == 'glorot' else 'standard'}":
-                             t1.history("test_accuracy", cell=cell_id({"activation": a, "init": i}))
-                             for a in table1_acts for i in ("std_uniform", "glorot")},
-                            "step", "test accuracy", "Depth 5: normalized vs standard init")
+    deep = {s: at(cfgs["train"], depth=budget["deep"], init=s) for s in TRAIN_SCHEMES}
+    plots.curves_with_bands(
+        ctx.run_dir.file("train_accuracy_deep.png"), table.steps(**deep["he"]),
+        {s: table.history("train_accuracy", **axes) for s, axes in deep.items()},
+        "step", "train accuracy", f"Depth {budget['deep']} ReLU MLP: training accuracy by init",
+        hlines={f"T4 target {TRAIN_TARGET:.0%}": TRAIN_TARGET})
+    sat = cfgs["saturation"]
+    plots.curves_with_bands(
+        ctx.run_dir.file("sigmoid_saturation.png"), table.steps(**at(sat)),
+        {f"layer {i + 1}": table.history("activation_mean", layer=i, **at(sat)) for i in range(sat.depth)},
+        "step", "mean activation", "Sigmoid MLP, standard init: mean activation per layer",
+        hlines={f"T1: top layer < {SATURATED:g}": SATURATED,
+                f"T1: lower layers >= {UNSATURATED:g}": UNSATURATED})
+    t1, acts = cfgs["table1"], budget["table1_activations"]
+    runs = {f"{a} {'N' if i == 'glorot' else 'standard'}": at(t1, activation=a, init=i)
+            for a in acts for i in ("std_uniform", "glorot")}
+    plots.curves_with_bands(
+        ctx.run_dir.file("normalized_init_test_accuracy.png"), table.steps(**runs[f"{acts[0]} N"]),
+        {label: table.history("test_accuracy", **axes) for label, axes in runs.items()},
+        "step", "test accuracy", "Depth 5: normalized vs standard init")
 
 
-def run(ctx: cli.Context) -> dict:
-    budget = {**BUDGET, **QUICK} if ctx.quick else BUDGET
-    cfg = ctx.cfg
-    data = load(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
-    n = data.num_train
-
-    train_cfg = budget_config(cfg, n, budget["train_steps"], budget["train_eval_steps"])
-    zero_cfg = train_cfg.replace(**budget["zero"])
-    sat_cfg = budget_config(cfg.replace(**budget["saturation"]), n, budget["saturation_steps"],
-                            budget["saturation_eval_steps"])
-    t1_cfg = budget_config(cfg.replace(**budget["table1"]), n, budget["table1_steps"], budget["table1_eval_steps"])
-    sweeps = {
-        "train": [Sweep(train_cfg, {"depth": (budget["deep"],), "init": TRAIN_SCHEMES})]
-        + ([Sweep(train_cfg, {"depth": (budget["control"],), "init": CONTROL_SCHEMES})]
-           if budget["control"] != budget["deep"] else []),
-        "zero": [Sweep(zero_cfg, {"init": ("zeros", "glorot")})],
-        "saturation": [Sweep(sat_cfg, {"activation": ("sigmoid",)})],
-        "table1": [Sweep(t1_cfg, {"activation": budget["table1_activations"], "init": ("std_uniform", "glorot")})],
-    }
-    for group in sweeps.values():
-        for sweep in group:
-            sweep.cells()  # validate every cell before anything compiles
-
-    init_seeds = list(range(budget["init_seeds"]))
-    stats = init_statistics(budget, cfg.width if isinstance(cfg.width, int) else cfg.widths[0], data, init_seeds)
-
-    tables = {}  # the parts' cell ids are distinct, so they share the run directory
-    for name, group in sweeps.items():
-        on_result = _save_symmetry(ctx, zero_cfg.depth) if name == "zero" else None
-        rows = []
-        for sweep in group:
-            rows += run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet, on_result=on_result).rows
-        tables[name] = Table(rows)
-
-    sat_cell = cell_id({"activation": "sigmoid"})
-    verdicts = _judge_init(stats, budget, ctx.quick)
-    verdicts += _judge_training(tables["train"], budget, ctx.quick)
-    verdicts.append(_judge_zero(ctx, tables["zero"], ctx.quick))
-    verdicts.append(_judge_table1(tables["table1"], budget["table1_activations"], ctx.quick))
-    saturation, sat_metrics = _judge_saturation(tables["saturation"], sat_cell, budget["saturation"]["depth"],
-                                                budget["saturation_steps"], ctx.quick)
-    verdicts.append(saturation)
-    _plots(ctx, stats, tables, budget, sat_cell, budget["table1_activations"])
-
+def _metrics(stats: dict, table: Table, cfgs: dict, budget: dict) -> dict:
+    """Metrics keyed as in earlier summaries ("depth=30,init=he", "activation=tanh,init=glorot")."""
     layer = min(RMS_LAYER, budget["init_depth"]) - 1
-    train = tables["train"]
-    metrics = {
+    train = {f"depth={d},init={s}": at(cfgs["train"], depth=d, init=s) for d, s in _train_runs(budget)}
+    table1 = {f"activation={a},init={i}": at(cfgs["table1"], activation=a, init=i)
+              for a in budget["table1_activations"] for i in ("std_uniform", "glorot")}
+    return {
         "init_rms_ratio_at_layer": layer + 1,
         "init_rms_ratio": {s: describe(stats["rms"][s][:, layer] / stats["input_rms"]) for s in SCHEMES},
         "init_rms_ratio_predicted": {s: math.sqrt(stats["predicted_ms"][s][layer]) / stats["input_rms"]
                                      for s in SCHEMES},
-        "final_train_accuracy": {c: describe(train.final("train_accuracy", cell=c)) for c in train.cells()},
-        "final_test_accuracy": {c: describe(train.final("test_accuracy", cell=c)) for c in train.cells()},
-        "steps_to_50pct_train": {c: train.steps_to("train_accuracy", TRAIN_TARGET, cell=c).tolist()
-                                 for c in train.cells()},
-        "saturation": sat_metrics,
-        "table1_test_accuracy": {c: describe(tables["table1"].final("test_accuracy", cell=c))
-                                 for c in tables["table1"].cells()},
-        "configs": {"train": train_cfg.to_dict(), "zero": zero_cfg.to_dict(), "saturation": sat_cfg.to_dict(),
-                    "table1": t1_cfg.to_dict()},
+        "final_train_accuracy": {k: describe(table.final("train_accuracy", **a)) for k, a in train.items()},
+        "final_test_accuracy": {k: describe(table.final("test_accuracy", **a)) for k, a in train.items()},
+        "steps_to_50pct_train": {k: table.steps_to("train_accuracy", TRAIN_TARGET, **a).tolist()
+                                 for k, a in train.items()},
+        "table1_test_accuracy": {k: describe(table.final("test_accuracy", **a)) for k, a in table1.items()},
+        "configs": {name: cfg.to_dict() for name, cfg in cfgs.items()},
     }
+
+
+def run(ctx: cli.Context) -> dict:
+    budget, cfg = ctx.settings, ctx.cfg
+    data = load(cfg.dataset, validation_fraction=cfg.validation_fraction, seed=cfg.seed)
+    cfgs = configs(cfg, budget, data.num_train)
+    table = run_sweeps(sweeps(cfgs, budget), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
+    width = cfg.width if isinstance(cfg.width, int) else cfg.widths[0]
+    stats = init_statistics(budget, width, data, list(range(budget["init_seeds"])))
+    quick = ctx.quick
+    saturation, sat_metrics = _judge_saturation(table, cfgs["saturation"], budget["saturation_steps"], quick)
+    verdicts = (_judge_init(stats, budget, quick) + _judge_training(table, cfgs["train"], budget, quick)
+                + [_judge_zero(table, cfgs["zero"], quick),
+                   _judge_table1(table, cfgs["table1"], budget["table1_activations"], quick), saturation])
+    _plots(ctx, stats, table, cfgs, budget)
+    metrics = {**_metrics(stats, table, cfgs, budget), "saturation": sat_metrics}
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="he2015_initialization", description=__doc__, base=BASE, default_seeds=3, run=run)
+    name="he2015_initialization", description=__doc__, base=BASE, run=run, default_seeds=3,
+    settings=SETTINGS, quick=cli.Quick(settings={  # one depth for deep and control: 8 small cells
+        "init_depth": 6, "grad_depth": 4, "init_seeds": 4, "deep": 2, "control": 2, "train_steps": 62,
+        "zero": {**SETTINGS["zero"], "width": 8},
+        "saturation": {**SETTINGS["saturation"], "depth": 2, "width": 16}, "saturation_steps": 400,
+        "table1": {**SETTINGS["table1"], "depth": 2, "width": 16},
+        "table1_activations": ("tanh",), "table1_steps": 400}))
 cli.script(__name__, EXPERIMENT)

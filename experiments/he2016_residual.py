@@ -37,33 +37,20 @@ from __future__ import annotations
 import numpy as np
 
 from dlfound import claims, cli, plots
-from dlfound.config import Config
+from dlfound.config import Config, step_budget
 from dlfound.data import load
-from dlfound.sweep import Sweep, Table, cell_id, run_sweep
+from dlfound.sweep import Sweep, run_sweep
+from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=16, width=64, activation="relu", init="he", norm="batch",
               optimizer="momentum", learning_rate=0.003, momentum=0.9, batch_size=128, num_epochs=80,
               eval_every_epochs=8, validation_fraction=0.0)
 DEPTHS = (4, 8, 16, 32, 64)
-LEARNING_RATES = (0.003, 0.03)
-BUDGET = {"depths": DEPTHS, "learning_rates": LEARNING_RATES, "steps": 2500, "eval_steps": 248,
-          "shallow": 4, "deep": (32, 64)}
-QUICK = {"depths": (2, 3), "learning_rates": LEARNING_RATES, "steps": 62, "eval_steps": 31,
-         "shallow": 2, "deep": (3,)}
+SETTINGS = {"learning_rates": (0.003, 0.03), "steps": 2500, "eval_steps": 248}
+SHALLOW, DEEP = 4, (32, 64)  # the criteria's depths; where not swept, the shallowest / deepest swept stand in
 DEGRADATION = 5.0  # C15: plain L=32 >= 5 x plain L=4
 FIX = 0.5  # C15: residual L=32 < 0.5 x plain L=32
-
-
-def budget_config(cfg: Config, num_train: int, steps: int, eval_steps: int) -> Config:
-    """`cfg` with num_epochs and eval_every_epochs giving about `steps` steps, evaluated every ~`eval_steps`."""
-    per_epoch = max(1, num_train // cfg.batch_size)
-    every = max(1, round(eval_steps / per_epoch))
-    evals = max(1, round(steps / (every * per_epoch)))
-    return cfg.replace(num_epochs=every * evals, eval_every_epochs=every)
-
-
-def _cell(residual: bool, depth: int) -> str:
-    return cell_id({"residual": residual, "depth": depth})
+NETS = (("plain", False), ("residual", True))
 
 
 def best_rate(final_loss_by_rate: dict) -> float:
@@ -74,98 +61,101 @@ def best_rate(final_loss_by_rate: dict) -> float:
     return min(final_loss_by_rate, key=lambda lr: (score(final_loss_by_rate[lr]), lr))
 
 
+def judged_depths(depths) -> tuple[int, tuple]:
+    """The criteria's shallow depth and deep depths among those swept."""
+    deep = tuple(d for d in DEEP if d in depths) or (max(depths),)
+    return (SHALLOW if SHALLOW in depths and SHALLOW < min(deep) else min(depths)), deep
+
+
 def _at_best(table: Table, residual: bool, depth: int, lrs) -> tuple[float, np.ndarray]:
-    cell = _cell(residual, depth)
-    by_rate = {lr: table.final("train_loss", learning_rate=lr, cell=cell) for lr in lrs}
+    by_rate = {lr: table.final("train_loss", learning_rate=lr, residual=residual, depth=depth) for lr in lrs}
     lr = best_rate(by_rate)
     return lr, np.where(np.isfinite(by_rate[lr]), by_rate[lr], np.inf)
 
 
-def _judge(best: dict, budget: dict, quick: bool) -> list[dict]:
-    shallow, deep = budget["shallow"], budget["deep"]
+def _judge(best: dict, depths, quick: bool) -> list[dict]:
+    shallow, deep = judged_depths(depths)
     loss = {k: v[1] for k, v in best.items()}
     mid, deepest = deep[0], deep[-1]
     degrade = bool(np.all(loss[(False, mid)] >= DEGRADATION * loss[(False, shallow)])
                    and np.all(loss[(False, deepest)] >= loss[(False, mid)]))
     per_depth = lambda res: ", ".join(
-        f"L={d} {claims.fmt(np.median(loss[(res, d)]))} (lr {best[(res, d)][0]:g})" for d in budget["depths"])
+        f"L={d} {claims.fmt(np.median(loss[(res, d)]))} (lr {best[(res, d)][0]:g})" for d in depths)
     a = claims.judge(
         "T6", "A deeper plain MLP (with BN) reaches a higher training loss at the same budget: degradation "
         "(He et al. 2016, Table 2 and Fig. 4)",
-        f"in every seed, at each depth's best learning rate: plain loss at depth {mid} >= {DEGRADATION:g} x at depth "
-        f"{shallow}, and at depth {deepest} >= at depth {mid}",
+        f"in every seed, at each depth's best learning rate: plain loss at depth {mid} >= {DEGRADATION:g} x "
+        f"at depth {shallow}, and at depth {deepest} >= at depth {mid}",
         degrade,
         f"median final train loss (best lr), plain: {per_depth(False)}; per seed L={shallow} "
         f"{claims.fmt(loss[(False, shallow)])}, L={mid} {claims.fmt(loss[(False, mid)])}, L={deepest} "
         f"{claims.fmt(loss[(False, deepest)])}",
-        {f"plain_L{d}": loss[(False, d)].tolist() for d in budget["depths"]}, quick=quick)
+        {f"plain_L{d}": loss[(False, d)].tolist() for d in depths}, quick=quick)
     fixed = bool(all(np.all(loss[(True, d)] < FIX * loss[(False, d)]) for d in deep))
     b = claims.judge(
-        "T6", "Identity shortcuts remove the degradation: the residual MLP beats the plain one at large depth "
-        "(He et al. 2016, Table 2: ResNet-34 25.03 vs plain-34 28.54)",
+        "T6", "Identity shortcuts remove the degradation: the residual MLP beats the plain one at large "
+        "depth (He et al. 2016, Table 2: ResNet-34 25.03 vs plain-34 28.54)",
         f"in every seed, at each cell's best learning rate: residual loss < {FIX:g} x plain loss at depth "
         + " and ".join(map(str, deep)),
         fixed,
         f"median final train loss (best lr), residual: {per_depth(True)}; per seed at "
         + "; ".join(f"L={d}: residual {claims.fmt(loss[(True, d)])} vs plain {claims.fmt(loss[(False, d)])}"
                     for d in deep),
-        {f"residual_L{d}": loss[(True, d)].tolist() for d in budget["depths"]}, quick=quick)
+        {f"residual_L{d}": loss[(True, d)].tolist() for d in depths}, quick=quick)
     growth = {res: claims.ratio(np.median(loss[(res, deepest)]), np.median(loss[(res, shallow)]))
               for res in (False, True)}
     c = claims.judge(
         "T6", "The residual MLP's training loss grows far less with depth than the plain MLP's",
         f"median loss ratio depth {deepest} / depth {shallow}: residual < 0.1 x plain",
         bool(growth[True] < 0.1 * growth[False]),
-        f"loss ratio L={deepest}/L={shallow}: residual {claims.fmt(growth[True])}, plain {claims.fmt(growth[False])}",
+        f"loss ratio L={deepest}/L={shallow}: residual {claims.fmt(growth[True])}, "
+        f"plain {claims.fmt(growth[False])}",
         {"residual_growth": growth[True], "plain_growth": growth[False]}, quick=quick)
     return [a, b, c]
 
 
-def _plots(ctx, table: Table, best: dict, budget: dict) -> None:
-    depths = np.array(budget["depths"])
-    plots.lines(ctx.run_dir.file("train_loss_vs_depth.png"), depths,
-                {name: np.stack([best[(res, d)][1] for d in budget["depths"]], axis=1)
-                 for name, res in (("plain", False), ("residual", True))},
+def _plots(ctx, table: Table, best: dict, depths) -> None:
+    plots.lines(ctx.run_dir.file("train_loss_vs_depth.png"), np.array(depths),
+                {name: np.stack([best[(res, d)][1] for d in depths], axis=1) for name, res in NETS},
                 "hidden layers", "final train loss (best lr)", "Degradation: plain vs residual MLP",
                 logx=True, logy=True)
-    deepest = budget["depths"][-1]
-    series = {}
-    for name, res in (("plain", False), ("residual", True)):
-        for d in (budget["shallow"], deepest):
-            lr = best[(res, d)][0]
-            series[f"{name} L={d} (lr {lr:g})"] = table.history("train_loss", learning_rate=lr, cell=_cell(res, d))
-    plots.curves_with_bands(ctx.run_dir.file("train_loss_curves.png"), table.steps(cell=_cell(False, deepest)), series,
-                            "step", "train loss", "Training loss at each cell's best learning rate", logy=True)
+    ends = (judged_depths(depths)[0], max(depths))
+    shown = [(name, res, d, best[(res, d)][0]) for name, res in NETS for d in ends]
+    plots.curves_with_bands(
+        ctx.run_dir.file("train_loss_curves.png"), table.steps(residual=False, depth=max(depths)),
+        {f"{name} L={d} (lr {lr:g})": table.history("train_loss", learning_rate=lr, residual=res, depth=d)
+         for name, res, d, lr in shown},
+        "step", "train loss", "Training loss at each cell's best learning rate", logy=True)
+
+
+def _metrics(table: Table, best: dict, lrs) -> dict:
+    """Per net and depth, keyed as in earlier summaries ("residual=False,depth=4")."""
+    final = lambda metric, r, d, lr: table.final(metric, learning_rate=lr, residual=r, depth=d).tolist()
+    names = ("best_learning_rate", "final_train_loss_at_best_lr", "final_train_loss_by_lr",
+             "final_train_accuracy_at_best_lr", "final_test_accuracy_at_best_lr")
+    out = {name: {} for name in names}
+    for (r, d), (lr, loss) in best.items():
+        values = (lr, loss.tolist(), {str(rate): final("train_loss", r, d, rate) for rate in lrs},
+                  final("train_accuracy", r, d, lr), final("test_accuracy", r, d, lr))
+        for name, value in zip(names, values):
+            out[name][f"residual={r},depth={d}"] = value
+    return out
 
 
 def run(ctx: cli.Context) -> dict:
-    budget = {**BUDGET, **QUICK} if ctx.quick else BUDGET
-    lrs = budget["learning_rates"]
+    depths, lrs = ctx.axes["depth"], ctx.settings["learning_rates"]
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-    cfg = budget_config(ctx.cfg, data.num_train, budget["steps"], budget["eval_steps"])
-    sweep = Sweep(cfg, {"residual": (False, True), "depth": budget["depths"]}, {"learning_rate": lrs})
-    sweep.cells()  # validate every cell before anything compiles
+    cfg = step_budget(ctx.cfg, data.num_train, ctx.settings["steps"], ctx.settings["eval_steps"])
+    sweep = Sweep(cfg, {"residual": (False, True), "depth": depths}, {"learning_rate": lrs})
     table = run_sweep(sweep, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
-    best = {(res, d): _at_best(table, res, d, lrs) for res in (False, True) for d in budget["depths"]}
-    verdicts = _judge(best, budget, ctx.quick)
-    _plots(ctx, table, best, budget)
-    metrics = {
-        "best_learning_rate": {_cell(r, d): v[0] for (r, d), v in best.items()},
-        "final_train_loss_at_best_lr": {_cell(r, d): v[1].tolist() for (r, d), v in best.items()},
-        "final_train_loss_by_lr": {_cell(r, d): {str(lr): table.final("train_loss", learning_rate=lr, cell=_cell(r, d))
-                                                 .tolist() for lr in lrs} for r in (False, True)
-                                   for d in budget["depths"]},
-        "final_train_accuracy_at_best_lr": {
-            _cell(r, d): table.final("train_accuracy", learning_rate=v[0], cell=_cell(r, d)).tolist()
-            for (r, d), v in best.items()},
-        "final_test_accuracy_at_best_lr": {
-            _cell(r, d): table.final("test_accuracy", learning_rate=v[0], cell=_cell(r, d)).tolist()
-            for (r, d), v in best.items()},
-        "config": cfg.to_dict(),
-    }
-    return {"metrics": metrics, "claims": verdicts}
+    best = {(res, d): _at_best(table, res, d, lrs) for _, res in NETS for d in depths}
+    verdicts = _judge(best, depths, ctx.quick)
+    _plots(ctx, table, best, depths)
+    return {"metrics": {**_metrics(table, best, lrs), "config": cfg.to_dict()}, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="he2016_residual", description=__doc__, base=BASE, default_seeds=3, run=run)
+    name="he2016_residual", description=__doc__, base=BASE, run=run, default_seeds=3,
+    axes={"depth": DEPTHS}, settings=SETTINGS,
+    quick=cli.Quick(axes={"depth": (2, 3)}, settings={"steps": 62, "eval_steps": 31}))
 cli.script(__name__, EXPERIMENT)

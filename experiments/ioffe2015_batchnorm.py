@@ -43,10 +43,11 @@ from __future__ import annotations
 import numpy as np
 
 from dlfound import claims, cli, plots
-from dlfound.config import Config
+from dlfound.config import Config, step_budget
 from dlfound.data import load
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, Table, cell_id, run_sweeps
+from dlfound.sweep import Sweep, run_sweeps
+from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=3, width=100, activation="sigmoid", init="lecun", optimizer="sgd",
               learning_rate=0.1, batch_size=60, num_epochs=76, eval_every_epochs=2, validation_fraction=0.0)
@@ -56,54 +57,36 @@ NETS = {
     "deep_sigmoid": ({"depth": 10, "width": 64, "activation": "sigmoid", "init": "glorot"}, 0.75),
     "relu": ({"depth": 10, "width": 64, "activation": "relu", "init": "he"}, 0.80),
 }
-LEARNING_RATES = (0.02, 0.1, 0.5, 2.5)
 PAPER_RATES = (0.1, 0.5)  # CLAIMS.md C12
 NORMS = (None, "batch")
-BUDGET = {"steps": 5000, "eval_steps": 132, "nets": ("sigmoid", "deep_sigmoid", "relu"),
-          "learning_rates": LEARNING_RATES}
-QUICK = {"steps": 132, "eval_steps": 66, "nets": ("sigmoid",), "learning_rates": PAPER_RATES}
+SETTINGS = {"steps": 5000, "eval_steps": 132, "nets": tuple(NETS), "learning_rates": (0.02, 0.1, 0.5, 2.5)}
 TEST_TARGET, TEST_TARGET_STEPS = 0.5, 3000  # C12: BN reaches 50% test within 3000 steps
 
 
-def budget_config(cfg: Config, num_train: int, steps: int, eval_steps: int) -> Config:
-    """`cfg` with num_epochs and eval_every_epochs giving about `steps` steps, evaluated every ~`eval_steps`."""
-    per_epoch = max(1, num_train // cfg.batch_size)
-    every = max(1, round(eval_steps / per_epoch))
-    evals = max(1, round(steps / (every * per_epoch)))
-    return cfg.replace(num_epochs=every * evals, eval_every_epochs=every)
+def _axes(net: str, norm) -> dict:
+    """The grid axes of one net with or without BN (its cell in the sweep)."""
+    return {"activation": NETS[net][0]["activation"], "depth": NETS[net][0]["depth"], "norm": norm}
 
 
-def _cell(net: str, norm) -> str:
-    settings = NETS[net][0]
-    return cell_id({"activation": settings["activation"], "depth": settings["depth"], "norm": norm})
+def _name(net: str) -> str:
+    return "{depth} x {width} {activation}".format(**NETS[net][0])
 
 
 def _label(norm) -> str:
     return "BN" if norm == "batch" else "no BN"
 
 
-def _steps(table: Table, cell: str, metric: str, target: float, lr: float) -> np.ndarray:
-    values = table.history(metric, learning_rate=lr, cell=cell)
-    return np.asarray(claims.steps_to_target(values, table.steps(cell=cell), target), dtype=float).reshape(-1)
-
-
-def _diverged(table: Table, cell: str, lr: float) -> np.ndarray:
-    loss = table.history("train_loss", learning_rate=lr, cell=cell)
-    return ~np.all(np.isfinite(loss), axis=1)
-
-
 def _net_summary(table: Table, net: str, lrs) -> dict:
     """Per norm and learning rate: steps to the train target, final accuracies, divergence."""
-    target = NETS[net][1]
     out = {}
     for norm in NORMS:
-        cell = _cell(net, norm)
+        at = _axes(net, norm)
         out[_label(norm)] = {lr: {
-            "steps_to_train_target": _steps(table, cell, "train_accuracy", target, lr),
-            "steps_to_test_50": _steps(table, cell, "test_accuracy", TEST_TARGET, lr),
-            "final_test": table.final("test_accuracy", learning_rate=lr, cell=cell),
-            "final_train": table.final("train_accuracy", learning_rate=lr, cell=cell),
-            "diverged": _diverged(table, cell, lr),
+            "steps_to_train_target": table.steps_to("train_accuracy", NETS[net][1], learning_rate=lr, **at),
+            "steps_to_test_50": table.steps_to("test_accuracy", TEST_TARGET, learning_rate=lr, **at),
+            "final_test": table.final("test_accuracy", learning_rate=lr, **at),
+            "final_train": table.final("train_accuracy", learning_rate=lr, **at),
+            "diverged": ~np.all(np.isfinite(table.history("train_loss", learning_rate=lr, **at)), axis=1),
         } for lr in lrs}
     return out
 
@@ -117,14 +100,15 @@ def _judge_paper(summary: dict, lrs, quick: bool) -> dict:
         faster = bool(np.all(bn["steps_to_test_50"] <= TEST_TARGET_STEPS)
                       and not np.any(plain["steps_to_test_50"] <= TEST_TARGET_STEPS))
         flags += [better, faster]
-        parts.append(f"lr {lr}: final test BN {claims.fmt(bn['final_test'])} vs no BN {claims.fmt(plain['final_test'])}; "
-                     f"steps to 50% test BN {claims.fmt(bn['steps_to_test_50'])} vs no BN "
-                     f"{claims.fmt(plain['steps_to_test_50'])}")
+        parts.append(f"lr {lr}: final test BN {claims.fmt(bn['final_test'])} vs no BN "
+                     f"{claims.fmt(plain['final_test'])}; steps to 50% test BN "
+                     f"{claims.fmt(bn['steps_to_test_50'])} vs no BN {claims.fmt(plain['steps_to_test_50'])}")
     return claims.judge(
         "T5", "BN makes the paper's 3 x 100 sigmoid MLP reach a higher test accuracy, faster, at the same "
         "learning rate (Ioffe & Szegedy 2015, Fig. 1a)",
-        f"at lr {' and '.join(map(str, rates))}: BN final test >= no-BN + 10 points in every seed, and BN reaches "
-        f"{TEST_TARGET:.0%} test within {TEST_TARGET_STEPS} steps in every seed while no seed without BN does",
+        f"at lr {' and '.join(map(str, rates))}: BN final test >= no-BN + 10 points in every seed, and BN "
+        f"reaches {TEST_TARGET:.0%} test within {TEST_TARGET_STEPS} steps in every seed while no seed "
+        "without BN does",
         all(flags), "; ".join(parts),
         {str(lr): {k: {n: summary[k][lr][n].tolist() for n in ("final_test", "steps_to_test_50")}
                    for k in summary} for lr in rates}, quick=quick)
@@ -137,10 +121,9 @@ def _trains(entry: dict) -> bool:
 def _judge_stability(summary: dict, net: str, lrs, quick: bool) -> dict:
     target = NETS[net][1]
     ok = {k: [lr for lr in lrs if _trains(summary[k][lr])] for k in summary}
-    settings = NETS[net][0]
     return claims.judge(
-        "T5", f"BN trains the {settings['depth']} x {settings['width']} {settings['activation']} MLP over a wider range of learning "
-        "rates (Ioffe & Szegedy 2015, Sec. 3.3: BN enables higher learning rates)",
+        "T5", f"BN trains the {_name(net)} MLP over a wider range of learning rates (Ioffe & Szegedy 2015, "
+        "Sec. 3.3: BN enables higher learning rates)",
         f"number of learning rates (of {list(lrs)}) at which every seed reaches {target:.0%} train accuracy "
         "without diverging: BN > no BN",
         len(ok["BN"]) > len(ok["no BN"]),
@@ -155,21 +138,20 @@ def _judge_stability(summary: dict, net: str, lrs, quick: bool) -> dict:
 
 def _judge_best_rate(summary: dict, net: str, lrs, quick: bool) -> dict:
     target = NETS[net][1]
-    steps = {k: {lr: float(np.median(summary[k][lr]["steps_to_train_target"])) for lr in lrs} for k in summary}
-    test = {k: {lr: float(np.median(summary[k][lr]["final_test"])) for lr in lrs} for k in summary}
+    medians = lambda name: {k: {lr: float(np.median(summary[k][lr][name])) for lr in lrs} for k in summary}
+    steps, test = medians("steps_to_train_target"), medians("final_test")
     best_steps = {k: min(v.values()) for k, v in steps.items()}
     best_test = {k: max(v.values()) for k, v in test.items()}
     passed = best_steps["BN"] <= best_steps["no BN"] and best_test["BN"] >= best_test["no BN"]
-    settings = NETS[net][0]
     return claims.judge(
-        "T5", f"With BN the {settings['depth']} x {settings['width']} {settings['activation']} MLP, each at its best learning rate, "
-        "trains faster and reaches a higher test accuracy (Ioffe & Szegedy 2015, Sec. 4.2)",
-        f"best (over rates) median steps to {target:.0%} train: BN <= no BN; best median final test accuracy: "
-        "BN >= no BN",
+        "T5", f"With BN the {_name(net)} MLP, each at its best learning rate, trains faster and reaches a "
+        "higher test accuracy (Ioffe & Szegedy 2015, Sec. 4.2)",
+        f"best (over rates) median steps to {target:.0%} train: BN <= no BN; best median final test "
+        "accuracy: BN >= no BN",
         bool(passed),
-        f"best median steps: BN {claims.fmt(best_steps['BN'])} vs no BN {claims.fmt(best_steps['no BN'])}; best "
-        f"median final test: BN {claims.fmt(best_test['BN'])} vs no BN {claims.fmt(best_test['no BN'])}; at equal "
-        "rates (median steps to target, final test): "
+        f"best median steps: BN {claims.fmt(best_steps['BN'])} vs no BN {claims.fmt(best_steps['no BN'])}; "
+        f"best median final test: BN {claims.fmt(best_test['BN'])} vs no BN "
+        f"{claims.fmt(best_test['no BN'])}; at equal rates (median steps to target, final test): "
         + "; ".join(f"lr {lr}: BN {claims.fmt(steps['BN'][lr])}, {claims.fmt(test['BN'][lr])} vs no BN "
                     f"{claims.fmt(steps['no BN'][lr])}, {claims.fmt(test['no BN'][lr])}" for lr in lrs),
         {"median_steps": {k: {str(lr): v for lr, v in d.items()} for k, d in steps.items()},
@@ -178,19 +160,18 @@ def _judge_best_rate(summary: dict, net: str, lrs, quick: bool) -> dict:
 
 def _plots(ctx, table: Table, nets, lrs) -> None:
     for net in nets:
-        cells = {norm: _cell(net, norm) for norm in NORMS}
-        steps = table.steps(cell=cells[None])
-        name = "{depth} x {width} {activation}".format(**NETS[net][0])
         plots.curves_with_bands(
-            ctx.run_dir.file(f"{net}_test_accuracy.png"), steps,
-            {f"{_label(n)}, lr {lr}": table.history("test_accuracy", learning_rate=lr, cell=c)
-             for n, c in cells.items() for lr in lrs},
-            "step", "test accuracy", f"{name} MLP with and without batch norm")
+            ctx.run_dir.file(f"{net}_test_accuracy.png"), table.steps(**_axes(net, None)),
+            {f"{_label(n)}, lr {lr}": table.history("test_accuracy", learning_rate=lr, **_axes(net, n))
+             for n in NORMS for lr in lrs},
+            "step", "test accuracy", f"{_name(net)} MLP with and without batch norm",
+            hlines={f"T5 target {TEST_TARGET:.0%}": TEST_TARGET} if net == "sigmoid" else None)
         plots.lines(
             ctx.run_dir.file(f"{net}_final_train_accuracy_vs_lr.png"), np.array(lrs),
-            {_label(n): np.stack([table.final("train_accuracy", learning_rate=lr, cell=c) for lr in lrs], axis=1)
-             for n, c in cells.items()},
-            "learning rate", "final train accuracy", f"{name} MLP: stability across learning rates", logx=True)
+            {_label(n): np.stack([table.final("train_accuracy", learning_rate=lr, **_axes(net, n))
+                                  for lr in lrs], axis=1) for n in NORMS},
+            "learning rate", "final train accuracy", f"{_name(net)} MLP: stability across learning rates",
+            logx=True, hlines={f"T5 train target {NETS[net][1]:.0%}": NETS[net][1]})
 
 
 def _metric(name: str, values: np.ndarray):
@@ -200,20 +181,15 @@ def _metric(name: str, values: np.ndarray):
 
 
 def run(ctx: cli.Context) -> dict:
-    budget = {**BUDGET, **QUICK} if ctx.quick else BUDGET
-    nets, lrs = budget["nets"], budget["learning_rates"]
+    nets, lrs, budget = ctx.settings["nets"], ctx.settings["learning_rates"], ctx.settings
     data = load(ctx.cfg.dataset, validation_fraction=ctx.cfg.validation_fraction, seed=ctx.cfg.seed)
-    sweeps = []
-    for net in nets:
-        settings = NETS[net][0]
-        cfg = budget_config(ctx.cfg.replace(**settings), data.num_train, budget["steps"], budget["eval_steps"])
-        grid = {"activation": (settings["activation"],), "depth": (settings["depth"],), "norm": NORMS}
-        sweeps.append(Sweep(cfg, grid, {"learning_rate": lrs}))
+    cfgs = {net: step_budget(ctx.cfg.replace(**NETS[net][0]), data.num_train, budget["steps"],
+                             budget["eval_steps"]) for net in nets}
+    sweeps = [Sweep(cfgs[net], {k: (v,) for k, v in _axes(net, None).items()} | {"norm": NORMS},
+                    {"learning_rate": lrs}) for net in nets]
     table = run_sweeps(sweeps, data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     summaries = {net: _net_summary(table, net, lrs) for net in nets}
-    verdicts = []
-    if "sigmoid" in nets:
-        verdicts.append(_judge_paper(summaries["sigmoid"], lrs, ctx.quick))
+    verdicts = [_judge_paper(summaries["sigmoid"], lrs, ctx.quick)] if "sigmoid" in nets else []
     for net in nets:
         verdicts.append(_judge_stability(summaries[net], net, lrs, ctx.quick))
         verdicts.append(_judge_best_rate(summaries[net], net, lrs, ctx.quick))
@@ -221,10 +197,12 @@ def run(ctx: cli.Context) -> dict:
     metrics = {net: {label: {str(lr): {name: _metric(name, values) for name, values in entry.items()}
                              for lr, entry in by_lr.items()} for label, by_lr in summary.items()}
                for net, summary in summaries.items()}
-    metrics["configs"] = {net: sweep.base.to_dict() for net, sweep in zip(nets, sweeps)}
+    metrics["configs"] = {net: cfg.to_dict() for net, cfg in cfgs.items()}
     return {"metrics": metrics, "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    name="ioffe2015_batchnorm", description=__doc__, base=BASE, default_seeds=3, run=run)
+    name="ioffe2015_batchnorm", description=__doc__, base=BASE, run=run, default_seeds=3, settings=SETTINGS,
+    quick=cli.Quick(settings={"steps": 132, "eval_steps": 66, "nets": ("sigmoid",),
+                              "learning_rates": PAPER_RATES}))
 cli.script(__name__, EXPERIMENT)

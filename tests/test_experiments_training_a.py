@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dlfound import initializers
-from dlfound.config import Config
+from dlfound.config import Config, step_budget
 from experiments import he2015_initialization as init_exp
 from experiments import he2016_residual as residual_exp
 from experiments import ioffe2015_batchnorm as bn_exp
@@ -33,13 +33,13 @@ def test_quick_run_writes_summary_with_claim_ids(module, ids, tmp_path):
     assert list(tmp_path.glob("*.png"))
 
 
-def test_budget_config_turns_steps_into_epochs():
+def test_step_budget_turns_steps_into_epochs():
     cfg = Config(batch_size=128)
-    out = init_exp.budget_config(cfg, 4000, steps=1500, eval_steps=62)  # 31 steps per epoch
+    out = step_budget(cfg, 4000, steps=1500, eval_steps=62)  # 31 steps per epoch
     assert (out.num_epochs, out.eval_every_epochs) == (48, 2)
-    out = init_exp.budget_config(cfg, 54000, steps=1500, eval_steps=62)  # 421 steps per epoch
+    out = step_budget(cfg, 54000, steps=1500, eval_steps=62)  # 421 steps per epoch
     assert (out.num_epochs, out.eval_every_epochs) == (4, 1)
-    assert init_exp.budget_config(cfg, 100, steps=10, eval_steps=1).num_epochs >= 1
+    assert step_budget(cfg, 100, steps=10, eval_steps=1).num_epochs >= 1
 
 
 def test_robust_rms_survives_underflow_of_squares():
@@ -101,9 +101,3 @@ def test_best_rate_uses_the_seed_median_and_treats_divergence_as_worst():
     assert residual_exp.best_rate(by_rate) == 0.03
     by_rate[0.03] = np.array([0.01, np.nan, np.inf])
     assert residual_exp.best_rate(by_rate) == 0.003
-
-
-def test_budget_helpers_agree_across_experiments():
-    cfg = Config(batch_size=60)
-    for module in (bn_exp, residual_exp):
-        assert module.budget_config(cfg, 4000, 5000, 132) == init_exp.budget_config(cfg, 4000, 5000, 132)

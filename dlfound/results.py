@@ -47,7 +47,9 @@ LOCK_FILE = ".lock"
 MARKER_FILE = ".dlfound-run"
 DONE_KEY = "_done"
 # Keys of config.json that identify a run; a resume must match them exactly.
-IDENTITY_KEYS = ("experiment", "config", "seeds", "quick", "axes")
+# Seeds are not among them: a re-run with other seeds reuses the blocks of the seeds it shares
+# and trains only the others (dlfound.sweep).
+IDENTITY_KEYS = ("experiment", "config", "quick", "axes")
 
 
 def _short(value) -> str:
@@ -63,10 +65,17 @@ def _parse_line(line: bytes):
     return from_jsonable(row) if isinstance(row, dict) and "cell" in row else None
 
 
-def _finished_blocks(lines: list[bytes]) -> tuple[dict[str, list[bytes]], list[bytes]]:
-    """Groups complete lines into finished cells (raw lines, marker last) and the lines kept."""
+def _block_seeds(marker: dict):
+    """The seeds a finished block trained (from its identity), None for a block that does not say."""
+    seeds = (marker.get("identity") or {}).get("seeds") if isinstance(marker.get("identity"), dict) else None
+    return tuple(seeds) if isinstance(seeds, list) else None
+
+
+def _finished_blocks(lines: list[bytes]) -> tuple[dict[tuple, list[bytes]], list[bytes]]:
+    """Groups complete lines into finished blocks, keyed by (cell, seeds) (raw lines, marker last),
+    and the lines kept. A cell has one block per set of seeds trained together."""
     pending: dict[str, list[bytes]] = {}
-    finished: dict[str, list[bytes]] = {}
+    finished: dict[tuple, list[bytes]] = {}
     for line in lines:
         row = _parse_line(line)
         if row is None:
@@ -81,8 +90,9 @@ def _finished_blocks(lines: list[bytes]) -> tuple[dict[str, list[bytes]], list[b
             if len(block) < count:
                 continue
             block = block[len(block) - count:]
-        if cell not in finished:
-            finished[cell] = block + [line]
+        key = (cell, _block_seeds(row))
+        if key not in finished:
+            finished[key] = block + [line]
     kept = [line for block in finished.values() for line in block]
     return finished, kept
 
@@ -96,8 +106,9 @@ class RunDir:
         self.path = Path(path).expanduser().absolute()
         self.writer = writer  # False for readers: processes of a multi-process run other than 0, analysis
         self.keep_models = keep_models  # each finished cell's trained variables (dlfound.checkpoints)
-        self._finished: set[str] | None = None
-        self._identities: dict[str, object] = {}
+        self._finished: set[tuple] | None = None  # (cell, seeds) of each finished block
+        self._identities: dict[tuple, object] = {}
+        self._blocks: list | None = None
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(
                 f"run directory {str(self.path)!r} exists and is not a directory; choose another --out"
@@ -305,7 +316,7 @@ class RunDir:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            self._finished = set()
+            self._finished, self._blocks = set(), []
             return []
         complete_len = data.rfind(b"\n") + 1
         lines = data[:complete_len].splitlines(keepends=True)
@@ -318,21 +329,28 @@ class RunDir:
                 f.flush()
                 os.fsync(f.fileno())
         self._finished = set(finished)
-        self._identities = {cell: _parse_line(block[-1]).get("identity") for cell, block in finished.items()}
-        rows = [_parse_line(line) for block in finished.values() for line in block[:-1]]
-        return rows
+        self._identities = {key: _parse_line(block[-1]).get("identity") for key, block in finished.items()}
+        self._blocks = [(key[0], self._identities[key], [_parse_line(line) for line in block[:-1]])
+                        for key, block in finished.items()]
+        return [row for _, _, rows in self._blocks for row in rows]
+
+    def blocks(self) -> list[tuple[str, object, list[dict]]]:
+        """(cell id, identity, rows) of each finished block, in file order; a cell has one block
+        per set of seeds trained together (a run extended with more seeds adds blocks)."""
+        self.load_rows(repair=False)
+        return list(self._blocks)
 
     def finished_cells(self) -> set[str]:
-        """Ids of the cells whose rows are complete on disk."""
+        """Ids of the cells with at least one block of rows complete on disk."""
         if self._finished is None:
             self.load_rows()
-        return set(self._finished)
+        return {cell for cell, _ in self._finished}
 
     def cell_identity(self, cell_id: str):
-        """The identity stored with a finished cell (see dlfound.identity), None if it has none."""
+        """The identity stored with a finished cell's first block (see dlfound.identity), None if none."""
         if self._finished is None:
             self.load_rows()
-        return self._identities.get(cell_id)
+        return next((v for (cell, _), v in self._identities.items() if cell == cell_id), None)
 
     def cell_rows(self, cell_id: str) -> list[dict]:
         """The rows of one finished cell (empty if it is not finished)."""
@@ -345,11 +363,16 @@ class RunDir:
     def append_cells(self, blocks: dict[str, list[dict]], identities: dict | None = None) -> list[str]:
         """Appends several finished cells (rows, then a done marker each, carrying the cell's entry
         of `identities`) in one write, so the cells of one program are committed together; returns
-        the ids written (finished ones are skipped)."""
-        finished = self.finished_cells()
-        lines, written = [], []
+        the ids written (a block already finished, same cell and seeds, is skipped)."""
+        if self._finished is None:
+            self.load_rows()
+        lines, written, keys = [], [], {}
         for cell_id, rows in blocks.items():
-            if cell_id in finished:
+            marker = {"cell": cell_id, DONE_KEY: True, "rows": len(rows)}
+            if identities and cell_id in identities:
+                marker["identity"] = identities[cell_id]
+            keys[cell_id] = (cell_id, _block_seeds(from_jsonable(to_jsonable(marker))))
+            if keys[cell_id] in self._finished:
                 continue
             for row in rows:
                 if row.get("cell", cell_id) != cell_id:
@@ -357,9 +380,6 @@ class RunDir:
                 if DONE_KEY in row:
                     raise ValueError(f"rows may not use the reserved key {DONE_KEY!r}")
                 lines.append(dumps({"cell": cell_id, **row}))
-            marker = {"cell": cell_id, DONE_KEY: True, "rows": len(rows)}
-            if identities and cell_id in identities:
-                marker["identity"] = identities[cell_id]
             lines.append(dumps(marker))
             written.append(cell_id)
         if not written:
@@ -379,8 +399,10 @@ class RunDir:
             os.close(fd)
         if created:
             fsync_dir(self.path)
-        self._finished.update(written)
-        self._identities.update({c: from_jsonable(to_jsonable((identities or {}).get(c))) for c in written})
+        self._finished.update(keys[c] for c in written)
+        self._identities.update({keys[c]: from_jsonable(to_jsonable((identities or {}).get(c)))
+                                 for c in written})
+        self._blocks = None  # re-read on the next blocks()
         return written
 
     def record_programs(self, axes, programs: list[dict]) -> None:
@@ -406,16 +428,10 @@ def load(run_dir):
 def load_models(run_dir, **where):
     """The trained models a selection of a finished run names (`Table.models`): a
     `dlfound.checkpoints.Models` with its config and variables (leading model axis)."""
-    from dlfound import checkpoints
-    from dlfound.table import Table
+    from dlfound.stored import read_table
 
-    reader = RunDir(run_dir, writer=False)
-    rows = reader.load_rows(repair=False)
-    if not rows:
-        raise ConfigError(f"{str(reader.path)!r} holds no finished cells")
-    table = Table(rows, models=lambda cell: checkpoints.load(reader.path, cell, reader.cell_identity(cell)))
     try:
-        return table.models(**where)
+        return read_table(run_dir).models(**where)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

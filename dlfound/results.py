@@ -12,7 +12,9 @@ Layout of a run directory::
 dlfound writes, resumes and deletes only inside directories it marked, and deletes only the
 files its marker lists: a directory that holds anything else is refused, never cleared.
 
-Files are written atomically as strict JSON (`dlfound.files`).
+Files are written atomically as strict JSON (`dlfound.files`). Longer than most modules: the
+directory's ownership (marker, lock, clearing), its config and its results file are one object,
+so that every write passes the same checks.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dlfound.errors import ConfigError
+from dlfound.rows_file import DONE_KEY, block_seeds, finished_blocks, parse_line
 from dlfound.files import (
     dumps,
     from_jsonable,
@@ -45,7 +47,6 @@ RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 MARKER_FILE = ".dlfound-run"
-DONE_KEY = "_done"
 # Keys of config.json that identify a run; a resume must match them exactly.
 # Seeds are not among them: a re-run with other seeds reuses the blocks of the seeds it shares
 # and trains only the others (dlfound.sweep).
@@ -55,46 +56,6 @@ IDENTITY_KEYS = ("experiment", "config", "quick", "axes")
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _parse_line(line: bytes):
-    try:
-        row = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return from_jsonable(row) if isinstance(row, dict) and "cell" in row else None
-
-
-def _block_seeds(marker: dict):
-    """The seeds a finished block trained (from its identity), None for a block that does not say."""
-    seeds = (marker.get("identity") or {}).get("seeds") if isinstance(marker.get("identity"), dict) else None
-    return tuple(seeds) if isinstance(seeds, list) else None
-
-
-def _finished_blocks(lines: list[bytes]) -> tuple[dict[tuple, list[bytes]], list[bytes]]:
-    """Groups complete lines into finished blocks, keyed by (cell, seeds) (raw lines, marker last),
-    and the lines kept. A cell has one block per set of seeds trained together."""
-    pending: dict[str, list[bytes]] = {}
-    finished: dict[tuple, list[bytes]] = {}
-    for line in lines:
-        row = _parse_line(line)
-        if row is None:
-            continue
-        cell = str(row["cell"])
-        if not row.get(DONE_KEY):
-            pending.setdefault(cell, []).append(line)
-            continue
-        count = row.get("rows")
-        block = pending.pop(cell, [])
-        if isinstance(count, int):
-            if len(block) < count:
-                continue
-            block = block[len(block) - count:]
-        key = (cell, _block_seeds(row))
-        if key not in finished:
-            finished[key] = block + [line]
-    kept = [line for block in finished.values() for line in block]
-    return finished, kept
 
 
 class RunDir:
@@ -320,7 +281,7 @@ class RunDir:
             return []
         complete_len = data.rfind(b"\n") + 1
         lines = data[:complete_len].splitlines(keepends=True)
-        finished, kept = _finished_blocks(lines)
+        finished, kept = finished_blocks(lines)
         if repair and len(kept) != len(lines):
             write_bytes_atomic(path, b"".join(kept))
         elif repair and complete_len != len(data):
@@ -329,8 +290,8 @@ class RunDir:
                 f.flush()
                 os.fsync(f.fileno())
         self._finished = set(finished)
-        self._identities = {key: _parse_line(block[-1]).get("identity") for key, block in finished.items()}
-        self._blocks = [(key[0], self._identities[key], [_parse_line(line) for line in block[:-1]])
+        self._identities = {key: parse_line(block[-1]).get("identity") for key, block in finished.items()}
+        self._blocks = [(key[0], self._identities[key], [parse_line(line) for line in block[:-1]])
                         for key, block in finished.items()]
         return [row for _, _, rows in self._blocks for row in rows]
 
@@ -371,7 +332,7 @@ class RunDir:
             marker = {"cell": cell_id, DONE_KEY: True, "rows": len(rows)}
             if identities and cell_id in identities:
                 marker["identity"] = identities[cell_id]
-            keys[cell_id] = (cell_id, _block_seeds(from_jsonable(to_jsonable(marker))))
+            keys[cell_id] = (cell_id, block_seeds(from_jsonable(to_jsonable(marker))))
             if keys[cell_id] in self._finished:
                 continue
             for row in rows:

@@ -25,7 +25,8 @@ def _summary_writer():
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
-        raise ConfigError('TensorBoard export needs tensorboardX: pip install "dlfound[tensorboard]"') from None
+        raise ConfigError('TensorBoard export needs tensorboardX: pip install "dlfound[tensorboard]"'
+                          ) from None
     return SummaryWriter
 
 

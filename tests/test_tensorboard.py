@@ -51,6 +51,7 @@ def test_every_metric_of_every_model_reads_back(tmp_path):
         recorded = table.history(metric, depth=2, seed=1, learning_rate=0.3)[0]
         np.testing.assert_array_equal([scalars[metric][int(s)] for s in steps], recorded.astype(np.float32))
     grad = table.history("grad_norm", layer=1, depth=2, seed=1, learning_rate=0.3)[0]
-    np.testing.assert_array_equal([scalars["grad_norm/layer_1"][int(s)] for s in steps], grad.astype(np.float32))
+    np.testing.assert_array_equal([scalars["grad_norm/layer_1"][int(s)] for s in steps],
+                                  grad.astype(np.float32))
     assert len([p for p in (run / "tensorboard").glob("*/*") if p.is_dir()]) == 8  # 2 cells x 4 models
     assert "tensorboard" in RunDir(run).marker()["files"]

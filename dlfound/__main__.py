@@ -25,11 +25,12 @@ def build_parser() -> _Parser:
     rep.add_argument("--output", default=None, metavar="FILE",
                      help="write the report (or index) here instead of inside the run directory")
     sub.add_parser("list", help="list the experiments", allow_abbrev=False)
-    exp = sub.add_parser("export", help="write a run's results as one tidy table (csv or parquet)",
-                         allow_abbrev=False)
+    exp = sub.add_parser("export", help="write a run's results as one tidy table (csv or parquet) or as "
+                         "TensorBoard event files", allow_abbrev=False)
     exp.add_argument("path", metavar="RUN_DIR")
-    exp.add_argument("--format", default="csv", help="csv (default) or parquet")
-    exp.add_argument("--output", default=None, metavar="FILE", help="default: RUN_DIR/results.<format>")
+    exp.add_argument("--format", default="csv", help="csv (default), parquet or tensorboard")
+    exp.add_argument("--output", default=None, metavar="PATH",
+                     help="default: RUN_DIR/results.<format>, or RUN_DIR/tensorboard/")
     return parser
 
 
@@ -50,6 +51,11 @@ def main(argv=None) -> int:
             print("\nrun one with: dlfound run NAME [--quick] (its flags: dlfound run NAME --help)")
             return 0
         if args.command == "export":
+            if args.format == "tensorboard":
+                from dlfound import tensorboard
+
+                print(tensorboard.export(args.path, args.output))
+                return 0
             from dlfound import analysis
 
             print(analysis.export(args.path, args.format, args.output))

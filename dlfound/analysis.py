@@ -15,7 +15,7 @@ from pathlib import Path
 from dlfound.errors import ConfigError
 from dlfound.results import RESULTS_FILE, RunDir
 
-FORMATS = ("csv", "parquet")
+FORMATS = ("csv", "parquet", "tensorboard")  # tensorboard: dlfound.tensorboard
 INTEGER_COLUMNS = ("model", "seed", "eval", "step", "diverged_step")
 
 
@@ -33,8 +33,10 @@ def load(run_dir):
     run = RunDir(run_dir, writer=False)
     if not (run.path / RESULTS_FILE).is_file():
         raise ConfigError(f"{str(run.path)!r} holds no {RESULTS_FILE}; is it a dlfound run directory?")
+    from dlfound.stored import read_table
+
     records = []
-    for row in run.load_rows(repair=False):
+    for row in read_table(run.path).rows:  # every finished seed once, `model` numbered per cell
         stored = run.cell_identity(row["cell"])
         record = dict(stored["config"]) if isinstance(stored, dict) else {}
         for key, value in row.items():
@@ -52,7 +54,7 @@ def load(run_dir):
 
 def export(run_dir, fmt: str, output=None) -> Path:
     """Writes `load(run_dir)` as CSV or Parquet to `output` (default RUN_DIR/results.<fmt>)."""
-    if fmt not in FORMATS:
+    if fmt not in FORMATS[:2]:
         raise ConfigError(f"invalid --format {fmt!r}; valid choices: {', '.join(FORMATS)}")
     frame = load(run_dir)
     if output is None:

@@ -1,6 +1,6 @@
 """Trained models kept with Orbax: each finished cell's final variables, per member, in the run directory.
 
-    run_dir/models/<cell key>/     an Orbax checkpoint of one cell:
+    run_dir/models/<cell key>/     an Orbax checkpoint of one block (a cell's seeds trained together):
         variables                  {"params", "batch_stats"}, each array with a leading model axis
         meta                       cell id, config, seeds, vmapped values and the cell's fingerprint
 
@@ -52,10 +52,12 @@ def checksum(tree) -> str:
     return digest.hexdigest()[:16]
 
 
-def cell_path(run_path: Path, cell_id: str) -> Path:
-    """Where a cell's models live: a readable prefix of its id and a digest of the whole id."""
+def cell_path(run_path: Path, cell_id: str, seeds) -> Path:
+    """Where the models of a cell's block of `seeds` live: a readable prefix of the cell's id and a
+    digest of the id and the seeds."""
     readable = "".join(c if c.isalnum() or c in "=-." else "_" for c in cell_id)[:60]
-    return Path(run_path) / MODELS_DIR / f"{readable}-{hashlib.sha256(cell_id.encode()).hexdigest()[:8]}"
+    key = f"{cell_id}|{','.join(str(int(s)) for s in seeds)}"
+    return Path(run_path) / MODELS_DIR / f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 def _orbax():
@@ -73,7 +75,8 @@ def save(run_path: Path, cell_id: str, cfg: Config, seeds, members, variables: d
             "members": [{k: float(v) for k, v in m.items()} for m in members],
             "fingerprint": fingerprint(identity), "checksum": checksum(tree)}
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-        checkpointer.save(cell_path(run_path, cell_id).absolute(), force=True, args=ocp.args.Composite(
+        path = cell_path(run_path, cell_id, dict.fromkeys(seeds)).absolute()
+        checkpointer.save(path, force=True, args=ocp.args.Composite(
             variables=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(to_jsonable(meta))))
     return sum(leaf.nbytes for leaf in jax.tree.leaves(tree))
 
@@ -106,10 +109,10 @@ class Models:
                       tuple(self.seeds[i] for i in indices), tuple(self.members[i] for i in indices))
 
 
-def load(run_path: Path, cell_id: str, identity=None) -> Optional[Models]:
-    """A cell's models, or None if none were kept, the checkpoint is damaged, or its fingerprint is
-    not that of `identity` (the finished cell's)."""
-    path = cell_path(run_path, cell_id).absolute()
+def load(run_path: Path, cell_id: str, seeds, identity=None) -> Optional[Models]:
+    """The models of a cell's block of `seeds`, or None if none were kept, the checkpoint is
+    damaged, or its fingerprint is not that of `identity` (the finished block's)."""
+    path = cell_path(run_path, cell_id, seeds).absolute()
     if not (path / "meta").exists():
         return None
     ocp = _orbax()

@@ -192,13 +192,15 @@ def _to_host(tree) -> dict:
 def train_ensemble(
     cfg: Union[Config, Pack], data: Dataset, seeds: Sequence[int], members: Optional[Sequence[dict]] = None,
     variants: Optional[Sequence[int]] = None, *, budget: Optional[int] = None,
-    features: Optional[Features] = None,
+    features: Optional[Features] = None, lanes_for: Optional[int] = None,
 ) -> TrainResult:
     """Trains one model per (seed, hyperparameter member, variant); arrays gain a leading model axis.
 
     Model i uses key `jax.random.key(seed_i)`, the same key in every cell of a sweep
     (common random numbers), so comparisons across cells are paired. `variants` index the
     configs of a Pack (default: all 0); per-layer arrays then cover the pack's whole stack.
+    `lanes_for` sizes each call as for that many members (a resumed part of a larger program
+    then trains with the lanes, hence the numbers, of the whole).
     """
     pack = Pack.of(cfg)
     members = list(members) if members is not None else [{} for _ in seeds]
@@ -212,7 +214,7 @@ def train_ensemble(
     mesh = model_mesh()
     run = make_program(pack, features, mesh)
     sharding = NamedSharding(mesh, PartitionSpec(AXIS))
-    per_call = chunk_size(pack, data, len(seeds), budget)
+    per_call = chunk_size(pack, data, lanes_for or len(seeds), budget)
     data = place(data, NamedSharding(mesh, PartitionSpec()))
     parts = []
     for start in range(0, len(seeds), per_call):

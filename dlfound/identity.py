@@ -39,14 +39,18 @@ def data_digest(data) -> str:
 
 
 def cell_identity(config: dict, seeds, members, data_hash: str, versions: dict) -> dict:
-    """The identity stored with a cell: config fields in full, seeds and vmapped values as a digest."""
-    drawn = json.dumps([[int(s) for s in seeds], [{k: float(v) for k, v in m.items()} for m in members]])
-    return {"config": config, "members": hashlib.sha256(drawn.encode()).hexdigest()[:16],
-            "data": data_hash, "versions": versions}
+    """The identity stored with a block of a cell: config fields in full, the seeds it trained, and
+    its vmapped values (each seed's, seed-major) as a digest."""
+    seeds = [int(s) for s in seeds]
+    first = members[: len(members) // max(len(set(seeds)), 1)]  # members are seed-major
+    per_seed = [{k: float(v) for k, v in m.items()} for m in first]
+    return {"config": config, "members": hashlib.sha256(json.dumps(per_seed).encode()).hexdigest()[:16],
+            "seeds": sorted(set(seeds), key=seeds.index), "data": data_hash, "versions": versions}
 
 
 def differences(stored, current: dict) -> list[str]:
-    """`field is A there, B now` for each differing field (config and versions by name)."""
+    """`field is A there, B now` for each differing field (config and versions by name); seeds
+    are not compared (a block of other seeds is simply not the one asked for)."""
     if not isinstance(stored, dict):
         return ["it was written without an identity (by an older dlfound)"]
     out = []
@@ -55,7 +59,7 @@ def differences(stored, current: dict) -> list[str]:
         out += [f"{group}.{k} is {old.get(k, '(absent)')!r} there, {new.get(k, '(absent)')!r} now"
                 for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if stored.get("members") != current["members"]:
-        out.append("its seeds or vmapped values differ")
+        out.append("its vmapped values differ")
     if stored.get("data") != current["data"]:
         out.append("its data differ")
     return out

@@ -12,7 +12,9 @@ Layout of a run directory::
 dlfound writes, resumes and deletes only inside directories it marked, and deletes only the
 files its marker lists: a directory that holds anything else is refused, never cleared.
 
-Files are written atomically as strict JSON (`dlfound.files`).
+Files are written atomically as strict JSON (`dlfound.files`). Longer than most modules: the
+directory's ownership (marker, lock, clearing), its config and its results file are one object,
+so that every write passes the same checks.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dlfound.errors import ConfigError
+from dlfound.rows_file import DONE_KEY, block_seeds, finished_blocks, parse_line
 from dlfound.files import (
     dumps,
     from_jsonable,
@@ -45,46 +47,15 @@ RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 MARKER_FILE = ".dlfound-run"
-DONE_KEY = "_done"
 # Keys of config.json that identify a run; a resume must match them exactly.
-IDENTITY_KEYS = ("experiment", "config", "seeds", "quick", "axes")
+# Seeds are not among them: a re-run with other seeds reuses the blocks of the seeds it shares
+# and trains only the others (dlfound.sweep).
+IDENTITY_KEYS = ("experiment", "config", "quick", "axes")
 
 
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _parse_line(line: bytes):
-    try:
-        row = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return from_jsonable(row) if isinstance(row, dict) and "cell" in row else None
-
-
-def _finished_blocks(lines: list[bytes]) -> tuple[dict[str, list[bytes]], list[bytes]]:
-    """Groups complete lines into finished cells (raw lines, marker last) and the lines kept."""
-    pending: dict[str, list[bytes]] = {}
-    finished: dict[str, list[bytes]] = {}
-    for line in lines:
-        row = _parse_line(line)
-        if row is None:
-            continue
-        cell = str(row["cell"])
-        if not row.get(DONE_KEY):
-            pending.setdefault(cell, []).append(line)
-            continue
-        count = row.get("rows")
-        block = pending.pop(cell, [])
-        if isinstance(count, int):
-            if len(block) < count:
-                continue
-            block = block[len(block) - count:]
-        if cell not in finished:
-            finished[cell] = block + [line]
-    kept = [line for block in finished.values() for line in block]
-    return finished, kept
 
 
 class RunDir:
@@ -96,8 +67,9 @@ class RunDir:
         self.path = Path(path).expanduser().absolute()
         self.writer = writer  # False for readers: processes of a multi-process run other than 0, analysis
         self.keep_models = keep_models  # each finished cell's trained variables (dlfound.checkpoints)
-        self._finished: set[str] | None = None
-        self._identities: dict[str, object] = {}
+        self._finished: set[tuple] | None = None  # (cell, seeds) of each finished block
+        self._identities: dict[tuple, object] = {}
+        self._blocks: list | None = None
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(
                 f"run directory {str(self.path)!r} exists and is not a directory; choose another --out"
@@ -305,11 +277,11 @@ class RunDir:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            self._finished = set()
+            self._finished, self._blocks = set(), []
             return []
         complete_len = data.rfind(b"\n") + 1
         lines = data[:complete_len].splitlines(keepends=True)
-        finished, kept = _finished_blocks(lines)
+        finished, kept = finished_blocks(lines)
         if repair and len(kept) != len(lines):
             write_bytes_atomic(path, b"".join(kept))
         elif repair and complete_len != len(data):
@@ -318,21 +290,28 @@ class RunDir:
                 f.flush()
                 os.fsync(f.fileno())
         self._finished = set(finished)
-        self._identities = {cell: _parse_line(block[-1]).get("identity") for cell, block in finished.items()}
-        rows = [_parse_line(line) for block in finished.values() for line in block[:-1]]
-        return rows
+        self._identities = {key: parse_line(block[-1]).get("identity") for key, block in finished.items()}
+        self._blocks = [(key[0], self._identities[key], [parse_line(line) for line in block[:-1]])
+                        for key, block in finished.items()]
+        return [row for _, _, rows in self._blocks for row in rows]
+
+    def blocks(self) -> list[tuple[str, object, list[dict]]]:
+        """(cell id, identity, rows) of each finished block, in file order; a cell has one block
+        per set of seeds trained together (a run extended with more seeds adds blocks)."""
+        self.load_rows(repair=False)
+        return list(self._blocks)
 
     def finished_cells(self) -> set[str]:
-        """Ids of the cells whose rows are complete on disk."""
+        """Ids of the cells with at least one block of rows complete on disk."""
         if self._finished is None:
             self.load_rows()
-        return set(self._finished)
+        return {cell for cell, _ in self._finished}
 
     def cell_identity(self, cell_id: str):
-        """The identity stored with a finished cell (see dlfound.identity), None if it has none."""
+        """The identity stored with a finished cell's first block (see dlfound.identity), None if none."""
         if self._finished is None:
             self.load_rows()
-        return self._identities.get(cell_id)
+        return next((v for (cell, _), v in self._identities.items() if cell == cell_id), None)
 
     def cell_rows(self, cell_id: str) -> list[dict]:
         """The rows of one finished cell (empty if it is not finished)."""
@@ -345,11 +324,16 @@ class RunDir:
     def append_cells(self, blocks: dict[str, list[dict]], identities: dict | None = None) -> list[str]:
         """Appends several finished cells (rows, then a done marker each, carrying the cell's entry
         of `identities`) in one write, so the cells of one program are committed together; returns
-        the ids written (finished ones are skipped)."""
-        finished = self.finished_cells()
-        lines, written = [], []
+        the ids written (a block already finished, same cell and seeds, is skipped)."""
+        if self._finished is None:
+            self.load_rows()
+        lines, written, keys = [], [], {}
         for cell_id, rows in blocks.items():
-            if cell_id in finished:
+            marker = {"cell": cell_id, DONE_KEY: True, "rows": len(rows)}
+            if identities and cell_id in identities:
+                marker["identity"] = identities[cell_id]
+            keys[cell_id] = (cell_id, block_seeds(from_jsonable(to_jsonable(marker))))
+            if keys[cell_id] in self._finished:
                 continue
             for row in rows:
                 if row.get("cell", cell_id) != cell_id:
@@ -357,9 +341,6 @@ class RunDir:
                 if DONE_KEY in row:
                     raise ValueError(f"rows may not use the reserved key {DONE_KEY!r}")
                 lines.append(dumps({"cell": cell_id, **row}))
-            marker = {"cell": cell_id, DONE_KEY: True, "rows": len(rows)}
-            if identities and cell_id in identities:
-                marker["identity"] = identities[cell_id]
             lines.append(dumps(marker))
             written.append(cell_id)
         if not written:
@@ -379,8 +360,10 @@ class RunDir:
             os.close(fd)
         if created:
             fsync_dir(self.path)
-        self._finished.update(written)
-        self._identities.update({c: from_jsonable(to_jsonable((identities or {}).get(c))) for c in written})
+        self._finished.update(keys[c] for c in written)
+        self._identities.update({keys[c]: from_jsonable(to_jsonable((identities or {}).get(c)))
+                                 for c in written})
+        self._blocks = None  # re-read on the next blocks()
         return written
 
     def record_programs(self, axes, programs: list[dict]) -> None:
@@ -406,16 +389,10 @@ def load(run_dir):
 def load_models(run_dir, **where):
     """The trained models a selection of a finished run names (`Table.models`): a
     `dlfound.checkpoints.Models` with its config and variables (leading model axis)."""
-    from dlfound import checkpoints
-    from dlfound.table import Table
+    from dlfound.stored import read_table
 
-    reader = RunDir(run_dir, writer=False)
-    rows = reader.load_rows(repair=False)
-    if not rows:
-        raise ConfigError(f"{str(reader.path)!r} holds no finished cells")
-    table = Table(rows, models=lambda cell: checkpoints.load(reader.path, cell, reader.cell_identity(cell)))
     try:
-        return table.models(**where)
+        return read_table(run_dir).models(**where)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

@@ -33,6 +33,7 @@ from dlfound.hyperparams import VMAPPABLE
 from dlfound.packing import PER_LAYER, Pack
 from dlfound.files import from_jsonable, to_jsonable
 from dlfound.results import RunDir
+from dlfound.stored import Finished
 from dlfound.table import Table
 
 STRUCTURAL = tuple(n for n in config_lib.field_names() if n not in VMAPPABLE + ("seed",))
@@ -139,6 +140,7 @@ class Program:
     data: Dataset
     seeds: tuple[tuple[int, ...], ...]  # per cell: each model's seed
     members: tuple[tuple[dict, ...], ...]  # per cell: each model's vmapped values
+    lanes_for: int = 0  # members the lanes are sized for (default: this program's own)
 
     @property
     def num_models(self) -> int:
@@ -152,7 +154,8 @@ class Program:
         """Trains every model in one `train_ensemble` call; returns each cell's own TrainResult."""
         variants = [self.pack.index(c.cfg) for c, s in zip(self.cells, self.seeds) for _ in s]
         result = train_ensemble(self.pack, self.data, [s for ss in self.seeds for s in ss],
-                                [m for ms in self.members for m in ms], variants)
+                                [m for ms in self.members for m in ms], variants,
+                                lanes_for=self.lanes_for or None)
         out, start = [], 0
         for cell, seeds in zip(self.cells, self.seeds):
             part = jax.tree.map(lambda x, lo=start, hi=start + len(seeds): x[lo:hi], result)
@@ -238,24 +241,11 @@ def run_sweeps(
     axes = packing.default_axes() if pack is None else tuple(pack)
     programs = plan_programs(sweeps, data, seeds, axes)
     order = [cell.id for sweep in sweeps for cell in sweep.cells()]
-    stored: dict[str, list[dict]] = {}
-    for row in run_dir.load_rows(repair=runtime.is_writer()) if run_dir is not None else []:
-        stored.setdefault(row["cell"], []).append(row)
     identities = _identities(programs) if run_dir is not None else {}
-    for cell_id in stored.keys() & identities.keys():
-        found = identity.differences(run_dir.cell_identity(cell_id), identities[cell_id])
-        if found:
-            raise ConfigError(f"cell {cell_id!r} in {str(run_dir.path)!r} was trained on other inputs "
-                              f"({'; '.join(found[:3])}); choose another run directory, or pass --overwrite "
-                              "to train the run again")
-    todo = []
-    for program in programs:
-        unfinished = tuple(c for c in program.cells if c.id not in stored)
-        if unfinished:
-            keep = [i for i, c in enumerate(program.cells) if c.id not in stored]
-            todo.append(dataclasses.replace(
-                program, cells=unfinished, pack=Pack(tuple(dict.fromkeys(c.cfg for c in unfinished))),
-                seeds=tuple(program.seeds[i] for i in keep), members=tuple(program.members[i] for i in keep)))
+    if run_dir is not None:
+        run_dir.load_rows(repair=runtime.is_writer())  # drops a torn block a killed run left
+    finished = Finished.read(run_dir, identities) if run_dir is not None else Finished()
+    todo = [p for p in (_unfinished(program, finished) for program in programs) if p is not None]
     for program in todo:
         check_fits(program.pack, program.data)  # refuse an oversized program before any training
     if todo:
@@ -267,30 +257,50 @@ def run_sweeps(
     if run_dir is not None and runtime.is_writer():
         run_dir.record_programs(axes, [_describe(p) for p in programs])
     progress = Progress(sum(len(p.cells) for p in todo), quiet)
-    keep_models, in_memory = run_dir is not None and run_dir.keep_models, {}
+    keep_models = run_dir is not None and run_dir.keep_models
     if keep_models and todo and run_dir.writer:
         run_dir.file(checkpoints.MODELS_DIR)  # listed in the marker, so --overwrite deletes it
     for program in todo:
         start = time.time()
         results = program.train()
-        blocks = {}
+        blocks, block_identities = {}, {}
         for cell, seeds_, members, result in zip(program.cells, program.seeds, program.members, results):
             if on_result is not None:
                 on_result(cell, result)
             variables = checkpoints.variables_of(result)
+            block_identities[cell.id] = dict(identities.get(cell.id, {}), seeds=list(dict.fromkeys(seeds_)))
             if keep_models:  # every process calls save (Orbax writes from process 0), before the rows commit
                 checkpoints.save(run_dir.path, cell.id, cell.cfg, seeds_, members, variables,
-                                 identities[cell.id])
-            elif run_dir is None:
-                in_memory[cell.id] = checkpoints.Models(cell.cfg, variables, tuple(seeds_), tuple(members))
-            blocks[cell.id] = stored[cell.id] = _rows(cell, seeds_, members, result)
+                                 block_identities[cell.id])
+            in_memory = None if keep_models else checkpoints.Models(cell.cfg, variables, tuple(seeds_),
+                                                                    tuple(members))
+            blocks[cell.id] = _rows(cell, seeds_, members, result)
+            finished.add(cell.id, dict.fromkeys(seeds_), blocks[cell.id], block_identities[cell.id],
+                         in_memory)
         if run_dir is not None and runtime.is_writer():
-            run_dir.append_cells(blocks, identities)
+            run_dir.append_cells(blocks, block_identities)
         progress.update(program, time.time() - start)
-    rows = [row for cell_id in order for row in stored[cell_id]]
-    if run_dir is None:
-        return Table(rows, models=in_memory.get)
-    return Table(rows, models=lambda cell: checkpoints.load(run_dir.path, cell, run_dir.cell_identity(cell)))
+    wanted = list(dict.fromkeys(seeds))
+    return Table(finished.table_rows(order, wanted),
+                 models=finished.models(run_dir.path if keep_models else None, wanted))
+
+
+def _unfinished(program: Program, finished: Finished) -> Optional[Program]:
+    """`program` restricted to the seeds its cells have not finished (None if none): a resumed or
+    extended run trains only those, with the lanes of the whole program, so that its numbers are
+    those an uninterrupted run gives."""
+    keep = []
+    for i, cell in enumerate(program.cells):
+        missing = set(finished.missing(cell.id, program.seeds[i]))
+        if missing:
+            pairs = [(s, m) for s, m in zip(program.seeds[i], program.members[i]) if s in missing]
+            keep.append((cell, tuple(s for s, _ in pairs), tuple(m for _, m in pairs)))
+    if not keep:
+        return None
+    cells = tuple(c for c, _, _ in keep)
+    return dataclasses.replace(program, cells=cells, pack=Pack(tuple(dict.fromkeys(c.cfg for c in cells))),
+                               seeds=tuple(s for _, s, _ in keep), members=tuple(m for _, _, m in keep),
+                               lanes_for=program.num_models)
 
 
 def _identities(programs: Sequence[Program]) -> dict[str, dict]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from dlfound import claims
 from dlfound.checkpoints import Models
+from dlfound.errors import ConfigError
 
 ORDER_FIELDS = ("cell", "model", "eval")  # where a row sits, not what was trained
 
@@ -121,9 +122,9 @@ class Table:
         rows = self.select(**where)
         cell = rows[0]["cell"]
         kept = self._models(cell) if self._models is not None else None
-        if kept is None:
-            raise ValueError(f"no trained models of cell {cell!r} were kept (the run used --no-params, or "
-                             "its checkpoint is missing or damaged); run the cell again to keep them")
+        if kept is None:  # a ConfigError: the command line reports it in one line
+            raise ConfigError(f"no trained models of cell {cell!r} were kept (the run used --no-params, or "
+                              "its checkpoint is missing or damaged); re-run with --overwrite to keep them")
         return kept.take(sorted({r["model"] for r in rows}))
 
     def member_values(self, name: str, **where) -> np.ndarray:

@@ -10,7 +10,7 @@ Evaluation runs at initialization and after every `eval_every_epochs` epochs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -286,14 +286,53 @@ def make_train(cfg: Union[Config, Pack], features: Optional[Features] = None):
     `variant` (an index into its variants, vmappable) picks each member's structure; the
     history's per-layer entries then cover the pack's whole stack (`Pack.own` trims them).
     """
+    segments = make_segments(cfg, features)
+    num_evals = Pack.of(cfg).base.num_epochs // Pack.of(cfg).base.eval_every_epochs
+
+    def train(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None, variant=0) -> TrainResult:
+        state = segments.start(key, data, hparams, variant)
+        state, history = segments.advance(state, key, data, hparams, 0, num_evals + 1)
+        return segments.finish(state, history)
+
+    return train
+
+
+class Segments(NamedTuple):
+    """A run split at its evaluations (`make_segments`)."""
+
+    start: Callable
+    advance: Callable
+    finish: Callable
+
+
+def make_segments(cfg: Union[Config, Pack], features: Optional[Features] = None) -> Segments:
+    """`make_train`'s run in pieces, so a long run can be checkpointed between them.
+
+        state = start(key, data, hparams=None, variant=0)            # the model before training
+        state, history = advance(state, key, data, hparams, first, count)   # evaluations first..first+count-1
+        result = finish(state, history)                               # history: all evaluations, in order
+
+    Evaluation 0 measures the initial model; evaluation i > 0 follows `eval_every_epochs` more
+    epochs. Every random draw is a function of `key` and the evaluation index, so advancing
+    0..k-1 and then k..n gives the numbers of advancing 0..n at once, bit for bit on a CPU, for
+    segments of at least two evaluations (XLA inlines a loop of one iteration and fuses its
+    reductions differently, a last-digit change; `advance` refuses count < 2).
+    """
     pack = Pack.of(cfg)
     cfg = pack.base
     features = Features.of(cfg) if features is None else features
 
-    def train(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None, variant=0) -> TrainResult:
+    def start(key: jax.Array, data: Dataset, hparams: Optional[Hyperparams] = None, variant=0) -> TrainState:
         hparams = Hyperparams.from_config(cfg) if hparams is None else hparams
-        init_key, data_key, noise_key = jax.random.split(key, 3)
-        state = init_state(pack, init_key, data, hparams, variant, features)
+        init_key, _, _ = jax.random.split(key, 3)
+        return init_state(pack, init_key, data, hparams, variant, features)
+
+    def advance(state: TrainState, key: jax.Array, data: Dataset, hparams: Optional[Hyperparams], first,
+                count: int):
+        if count < 2:
+            raise ValueError(f"a segment advances at least 2 evaluations, got count={count}")
+        hparams = Hyperparams.from_config(cfg) if hparams is None else hparams
+        _, data_key, noise_key = jax.random.split(key, 3)
         y_train = data.y_train
         if features.with_label_noise:
             y_train = corrupt_labels(noise_key, y_train, hparams.label_noise, data.num_classes)
@@ -324,12 +363,13 @@ def make_train(cfg: Union[Config, Pack], features: Optional[Features] = None):
             )
             return state, measure(state, batch_loss)
 
-        num_evals = cfg.num_epochs // cfg.eval_every_epochs
-        state, history = jax.lax.scan(chunk, state, jnp.arange(num_evals + 1))
+        return jax.lax.scan(chunk, state, first + jnp.arange(count))
+
+    def finish(state: TrainState, history: dict) -> TrainResult:
         diverged = late_divergence(state.diverged_step, history)
         return TrainResult(state.params, state.batch_stats, history, diverged)
 
-    return train
+    return Segments(start, advance, finish)
 
 
 def late_divergence(diverged_step: jax.Array, history: dict) -> jax.Array:

@@ -65,7 +65,7 @@ def test_a_truncated_checkpoint_is_not_loaded(trained, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(path, copy)
     cell = "depth=1,norm=None"
-    for damaged in checkpoints.cell_path(copy, cell).rglob("d/*"):  # the arrays' data files
+    for damaged in checkpoints.cell_path(copy, cell, (3, 5)).rglob("d/*"):  # the arrays' data files
         damaged.write_bytes(damaged.read_bytes()[:-7])
     with pytest.raises(ConfigError, match="no trained models of cell 'depth=1,norm=None'"):
         results.load_model(copy, seed=3, depth=1, norm=None)
@@ -78,9 +78,9 @@ def test_a_checkpoint_of_other_inputs_is_not_loaded(trained, tmp_path):
     other = tmp_path / "other"
     sweep.run_sweep(sweep.Sweep(BASE.replace(learning_rate=0.2), GRID), _data(), [3, 5], RunDir(other),
                     quiet=True)
-    shutil.rmtree(checkpoints.cell_path(other, cell))
-    shutil.copytree(checkpoints.cell_path(path, cell), checkpoints.cell_path(other, cell))
-    assert checkpoints.load(path, cell) is not None
+    shutil.rmtree(checkpoints.cell_path(other, cell, (3, 5)))
+    shutil.copytree(checkpoints.cell_path(path, cell, (3, 5)), checkpoints.cell_path(other, cell, (3, 5)))
+    assert checkpoints.load(path, cell, (3, 5)) is not None
     with pytest.raises(ConfigError, match="no trained models"):
         results.load_models(other, depth=1, norm=None)
 
@@ -93,7 +93,9 @@ def test_a_selection_of_several_models_is_refused_by_load_model(trained):
 
 
 def test_no_models_are_kept_when_asked_not_to(tmp_path):
-    table = sweep.run_sweep(sweep.Sweep(BASE), _data(), [0], RunDir(tmp_path, keep_models=False), quiet=True)
+    fresh = sweep.run_sweep(sweep.Sweep(BASE), _data(), [0], RunDir(tmp_path, keep_models=False), quiet=True)
     assert not (tmp_path / checkpoints.MODELS_DIR).exists()
+    assert fresh.models().seeds == (0,)  # this process still holds the models it trained
+    resumed = sweep.run_sweep(sweep.Sweep(BASE), _data(), [0], RunDir(tmp_path), quiet=True)
     with pytest.raises(ValueError, match="--no-params"):
-        table.models()
+        resumed.models()

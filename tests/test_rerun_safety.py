@@ -47,7 +47,7 @@ def test_the_same_inputs_are_read_back_without_training(finished, moons):
 @pytest.mark.parametrize("changed, needle", [
     (dict(base=BASE.replace(optimizer="adam")), "config.optimizer is 'sgd' there, 'adam' now"),
     (dict(base=BASE.replace(num_epochs=2, eval_every_epochs=2)), "config.num_epochs is 1 there, 2 now"),
-    (dict(seeds=[0, 5]), "its seeds or vmapped values differ"),
+    (dict(vmapped={"learning_rate": (0.05,)}), "its vmapped values differ"),
     (dict(data="shifted"), "its data differ"),
     (dict(versions={"jax": "0.0.1"}), "versions.jax is"),
 ])
@@ -59,8 +59,8 @@ def test_changed_inputs_are_refused_not_answered_with_old_results(finished, moon
     with mock.patch.object(sweep, "train_ensemble", _tripwire), \
             mock.patch.object(identity, "package_versions", lambda: versions), \
             pytest.raises(ConfigError, match="was trained on other inputs") as refused:
-        run_sweep(Sweep(changed.get("base", BASE), {"width": (4, 8)}), data, changed.get("seeds", [0, 1]),
-                  RunDir(path), quiet=True)
+        run_sweep(Sweep(changed.get("base", BASE), {"width": (4, 8)}, changed.get("vmapped", {})), data,
+                  [0, 1], RunDir(path), quiet=True)
     assert needle in str(refused.value) and "--overwrite" in str(refused.value)
 
 

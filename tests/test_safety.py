@@ -85,8 +85,9 @@ def test_a_different_run_is_named_for_what_it_is(tmp_path):
     same.write_config(INFO)
     same.append_cell("a", [{"model": 0}])
     same.write_config(INFO)  # the same run resumes
-    with pytest.raises(ConfigError, match=r"seeds is \[0, 1\] there, \[0, 1, 2\] now"):
-        same.write_config({**INFO, "seeds": [0, 1, 2]})
+    same.write_config({**INFO, "seeds": [0, 1, 2]})  # other seeds: the same run, extended (see sweep)
+    with pytest.raises(ConfigError, match=r"quick is True there, False now"):
+        same.write_config({**INFO, "quick": False})
 
 
 def test_appending_results_claims_only_an_empty_folder(tmp_path):

@@ -60,7 +60,7 @@ def cell_path(run_path: Path, cell_id: str, seeds) -> Path:
     return Path(run_path) / MODELS_DIR / f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def _orbax():
+def orbax():
     import orbax.checkpoint as ocp  # imported on first use: it is slow to import
 
     return ocp
@@ -68,7 +68,7 @@ def _orbax():
 
 def save(run_path: Path, cell_id: str, cfg: Config, seeds, members, variables: dict, identity) -> int:
     """Writes one cell's final variables (leading model axis) with its metadata; returns the bytes."""
-    ocp = _orbax()
+    ocp = orbax()
     tree = jax.tree.map(np.asarray, {"params": variables["params"],
                                      "batch_stats": variables.get("batch_stats") or {}})
     meta = {"cell": cell_id, "config": cfg.to_dict(), "seeds": [int(s) for s in seeds],
@@ -115,7 +115,7 @@ def load(run_path: Path, cell_id: str, seeds, identity=None) -> Optional[Models]
     path = cell_path(run_path, cell_id, seeds).absolute()
     if not (path / "meta").exists():
         return None
-    ocp = _orbax()
+    ocp = orbax()
     try:
         with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
             restored = checkpointer.restore(path, args=ocp.args.Composite(

@@ -30,7 +30,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from dlfound import runtime
+from dlfound import runtime, segmented
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.errors import ConfigError
@@ -183,7 +183,8 @@ def compile_program(cfg: Union[Config, Pack], data: Dataset, num_members: int,
     return compiled, time.perf_counter() - start
 
 
-def _to_host(tree) -> dict:
+def to_host(tree) -> dict:
+    """Host (numpy) arrays of a tree of global arrays, gathered from every process."""
     if jax.process_count() > 1:
         tree = multihost_utils.process_allgather(tree, tiled=True)
     return jax.tree.map(np.asarray, tree)
@@ -193,6 +194,7 @@ def train_ensemble(
     cfg: Union[Config, Pack], data: Dataset, seeds: Sequence[int], members: Optional[Sequence[dict]] = None,
     variants: Optional[Sequence[int]] = None, *, budget: Optional[int] = None,
     features: Optional[Features] = None, lanes_for: Optional[int] = None,
+    segments: Sequence[int] = (), store=None,
 ) -> TrainResult:
     """Trains one model per (seed, hyperparameter member, variant); arrays gain a leading model axis.
 
@@ -200,7 +202,9 @@ def train_ensemble(
     (common random numbers), so comparisons across cells are paired. `variants` index the
     configs of a Pack (default: all 0); per-layer arrays then cover the pack's whole stack.
     `lanes_for` sizes each call as for that many members (a resumed part of a larger program
-    then trains with the lanes, hence the numbers, of the whole).
+    then trains with the lanes, hence the numbers, of the whole). With two or more `segments`
+    (evaluations per segment), each call trains segment by segment, checkpointed to `store`
+    (`dlfound.segmented`; the same numbers, bit for bit on a CPU).
     """
     pack = Pack.of(cfg)
     members = list(members) if members is not None else [{} for _ in seeds]
@@ -217,9 +221,12 @@ def train_ensemble(
     per_call = chunk_size(pack, data, lanes_for or len(seeds), budget)
     data = place(data, NamedSharding(mesh, PartitionSpec()))
     parts = []
-    for start in range(0, len(seeds), per_call):
+    for chunk, start in enumerate(range(0, len(seeds), per_call)):
         idx = list(range(start, min(start + per_call, len(seeds))))
         idx += [idx[-1]] * (per_call - len(idx))  # pad to a fixed shape: one compile
         args = place((model_seeds[idx], hparams[idx], variant_ids[idx]), sharding)
-        parts.append(_to_host(run(args[0], data, *args[1:])))
+        if len(segments) > 1:
+            parts.append(segmented.train_chunk(pack, features, mesh, args, data, segments, store, chunk))
+        else:
+            parts.append(to_host(run(args[0], data, *args[1:])))
     return jax.tree.map(lambda *xs: np.concatenate(xs)[: len(seeds)], *parts)

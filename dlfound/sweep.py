@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from dlfound import config as config_lib
-from dlfound import budget, checkpoints, ensemble, identity, packing, runtime
+from dlfound import budget, checkpoints, ensemble, identity, packing, runtime, segmented
 from dlfound.config import Config
 from dlfound.data.dataset import Dataset
 from dlfound.data.splits import subset_train
@@ -150,12 +150,33 @@ class Program:
         ids = [c.id for c in self.cells]
         return ids[0] if len(ids) == 1 else f"{len(ids)} cells ({ids[0]} ... {ids[-1]})"
 
-    def train(self) -> list:
-        """Trains every model in one `train_ensemble` call; returns each cell's own TrainResult."""
-        variants = [self.pack.index(c.cfg) for c, s in zip(self.cells, self.seeds) for _ in s]
+    def variants(self) -> list[int]:
+        return [self.pack.index(c.cfg) for c, s in zip(self.cells, self.seeds) for _ in s]
+
+    def segments(self) -> list[int]:
+        """Evaluations per segment (`dlfound.segmented.plan`): one unless the program is long."""
+        cfg = self.pack.base
+        return segmented.plan(cfg.num_epochs // cfg.eval_every_epochs + 1, budget.estimate([self]).seconds,
+                              segmented.segment_seconds())
+
+    def store(self, run_path, identities: dict) -> Optional[segmented.Store]:
+        """Where this program checkpoints its segments, keyed by everything it computes; None if it
+        has one segment."""
+        if run_path is None:
+            return None
+        store = segmented.Store(run_path, segmented.program_identity(
+            [identities.get(c.id) for c in self.cells], [s for ss in self.seeds for s in ss],
+            [m for ms in self.members for m in ms], self.variants(), self.lanes_for or self.num_models),
+            self.segments)
+        return store if len(store.counts) > 1 else None
+
+    def train(self, store: Optional[segmented.Store] = None) -> list:
+        """Trains every model in one `train_ensemble` call (in segments checkpointed to `store`, if
+        given); returns each cell's own TrainResult."""
         result = train_ensemble(self.pack, self.data, [s for ss in self.seeds for s in ss],
-                                [m for ms in self.members for m in ms], variants,
-                                lanes_for=self.lanes_for or None)
+                                [m for ms in self.members for m in ms], self.variants(),
+                                lanes_for=self.lanes_for or None,
+                                segments=store.counts if store is not None else (), store=store)
         out, start = [], 0
         for cell, seeds in zip(self.cells, self.seeds):
             part = jax.tree.map(lambda x, lo=start, hi=start + len(seeds): x[lo:hi], result)
@@ -262,7 +283,10 @@ def run_sweeps(
         run_dir.file(checkpoints.MODELS_DIR)  # listed in the marker, so --overwrite deletes it
     for program in todo:
         start = time.time()
-        results = program.train()
+        store = program.store(run_dir.path if run_dir is not None else None, identities)
+        if store is not None and run_dir.writer:
+            run_dir.file(segmented.SEGMENTS_DIR)  # listed in the marker, so --overwrite deletes it
+        results = program.train(store)
         blocks, block_identities = {}, {}
         for cell, seeds_, members, result in zip(program.cells, program.seeds, program.members, results):
             if on_result is not None:
@@ -279,6 +303,8 @@ def run_sweeps(
                          in_memory)
         if run_dir is not None and runtime.is_writer():
             run_dir.append_cells(blocks, block_identities)
+        if store is not None:
+            store.clear()  # the rows are committed: the segments are no longer needed
         progress.update(program, time.time() - start)
     wanted = list(dict.fromkeys(seeds))
     return Table(finished.table_rows(order, wanted),

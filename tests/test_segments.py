@@ -34,3 +34,115 @@ def test_segmented_equals_unsegmented(cfg):
     for name, values in whole.history.items():
         np.testing.assert_array_equal(parts.history[name], values, err_msg=name)
     assert int(parts.diverged_step) == int(whole.diverged_step)
+
+
+SWEEP_BASE = Config(dataset="moons", depth=2, width=8, batch_size=32, num_epochs=12, eval_every_epochs=1,
+                    optimizer="adam", learning_rate=3e-3, dropout_rate=0.1)
+GRID = {"depth": (1, 3), "activation": ("relu", "tanh")}
+
+
+def _sweep(path, seeds=(0, 1, 2)):
+    from dlfound import sweep
+    from dlfound.results import RunDir
+
+    return sweep.run_sweep(sweep.Sweep(SWEEP_BASE, GRID), load("moons"), list(seeds),
+                           RunDir(path) if path else None, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    return _sweep(tmp_path_factory.mktemp("whole"))
+
+
+def test_a_sweep_in_segments_equals_one_in_one_program(whole, tmp_path, monkeypatch):
+    from dlfound import files
+
+    monkeypatch.setenv("DLFOUND_SEGMENT_SECONDS", "0")  # segments of two evaluations
+    parts = _sweep(tmp_path)
+    assert files.dumps(parts.rows) == files.dumps(whole.rows)
+    for depth in (1, 3):
+        jax.tree.map(np.testing.assert_array_equal, parts.models(depth=depth, activation="tanh").variables,
+                     whole.models(depth=depth, activation="tanh").variables)
+    assert not any((tmp_path / "segments").rglob("meta"))  # removed once the rows are committed
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_run_killed_between_segments_resumes_from_the_last(whole, tmp_path, monkeypatch):
+    from dlfound import files, segmented
+
+    monkeypatch.setenv("DLFOUND_SEGMENT_SECONDS", "0")
+    saves, real_save = [], segmented.Store.save
+
+    def save_then_die(self, chunk, evaluations, state, history):
+        real_save(self, chunk, evaluations, state, history)
+        saves.append(evaluations)
+        if len(saves) == 3:
+            raise _Killed
+    monkeypatch.setattr(segmented.Store, "save", save_then_die)
+    with pytest.raises(_Killed):
+        _sweep(tmp_path)
+    monkeypatch.setattr(segmented.Store, "save", real_save)
+    counts = []
+    real_programs = segmented.programs
+
+    def recording_programs(*args):
+        start, advance = real_programs(*args)
+        return start, lambda count: (counts.append(count), advance(count))[1]
+    monkeypatch.setattr(segmented, "programs", recording_programs)
+    resumed = _sweep(tmp_path)
+    assert files.dumps(resumed.rows) == files.dumps(whole.rows)
+    total = SWEEP_BASE.num_epochs // SWEEP_BASE.eval_every_epochs + 1
+    # the first program (depth 1) resumes after its last checkpoint; the second (depth 3) starts
+    assert saves == [2, 4, 6] and sum(counts) == (total - saves[-1]) + total
+
+
+def test_a_damaged_segment_checkpoint_is_trained_again_not_loaded(whole, tmp_path, monkeypatch):
+    from dlfound import files, segmented
+
+    monkeypatch.setenv("DLFOUND_SEGMENT_SECONDS", "0")
+    real_save = segmented.Store.save
+
+    def save_then_die(self, chunk, evaluations, state, history):
+        real_save(self, chunk, evaluations, state, history)
+        raise _Killed
+    monkeypatch.setattr(segmented.Store, "save", save_then_die)
+    with pytest.raises(_Killed):
+        _sweep(tmp_path)
+    monkeypatch.setattr(segmented.Store, "save", real_save)
+    for data_file in (tmp_path / "segments").rglob("d/*"):
+        data_file.write_bytes(data_file.read_bytes()[:-5])
+    assert files.dumps(_sweep(tmp_path).rows) == files.dumps(whole.rows)
+
+
+def test_sigkill_inside_a_long_cell_then_resume_gives_identical_files(tmp_path):
+    """A real kill -9 after a segment checkpoint, mid-program; the resumed run's files are those of a
+    run in one piece."""
+    import json
+    import signal
+    import time
+
+    import tiny_support
+
+    tiny = tiny_support.write(tmp_path, "tiny_long", widths=(8, 16))
+    args = ("--quiet", "--set", "num_epochs=24", "--set", "eval_every_epochs=2")
+    reference = tiny_support.run(tiny, tmp_path / "reference", *args)
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "run"
+    proc = tiny_support.start(tiny, out, *args, DLFOUND_SEGMENT_SECONDS="0")
+    deadline = time.time() + 300
+    while not any((out / "segments").rglob("meta")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    metas = (out / "segments").rglob("meta/metadata")
+    checkpointed = [json.loads(p.read_text())["evaluations"] for p in metas]
+    assert checkpointed, "killed before any segment checkpoint"
+    resumed = tiny_support.run(tiny, out, *args, DLFOUND_SEGMENT_SECONDS="0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "results.jsonl").read_bytes() == (tmp_path / "reference" / "results.jsonl").read_bytes()
+    new, old = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "reference"))
+    assert (new["metrics"], new["claims"]) == (old["metrics"], old["claims"])
+    print(f"killed after evaluation {max(checkpointed)} of 13; the resume trained the rest")

@@ -253,3 +253,34 @@ def decision_regions(path, panels, title: str, ncols: int | None = None, resolut
         ax.set_title(name, fontsize=9)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def signal_propagation(path, stats: dict, grad_depth: int) -> Path:
+    """`dlfound.propagation.layer_statistics` drawn. Left: RMS(h_l)/RMS(x) per layer, measured
+    (median, min-max band) and mean-field (dashed); right: kernel-gradient RMS per layer of the
+    depth-`grad_depth` net."""
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    layers = np.arange(1, next(iter(stats["rms"].values())).shape[1] + 1)
+    for k, s in enumerate(stats["rms"]):
+        color = f"C{k}"
+        ratio = stats["rms"][s] / stats["input_rms"]
+        ratio = np.where(ratio > 0, ratio, np.nan)
+        with np.errstate(all="ignore"):
+            left.plot(layers, np.nanmedian(ratio, axis=0), color=color, label=s)
+            left.fill_between(layers, np.nanmin(ratio, axis=0), np.nanmax(ratio, axis=0), color=color,
+                              alpha=0.2)
+        left.plot(layers, np.sqrt(stats["predicted_ms"][s]) / stats["input_rms"], color=color, linestyle="--")
+        grads = np.where(stats["grad_rms"][s] > 0, stats["grad_rms"][s], np.nan)
+        with np.errstate(all="ignore"):
+            right.plot(np.arange(1, grads.shape[1] + 1), np.nanmedian(grads, axis=0), color=color, marker=".",
+                       label=s)
+    left.set(yscale="log", ylim=(1e-40, 10), xlabel="hidden layer l", ylabel="RMS(h_l) / RMS(x)",
+             title="ReLU MLP at init (solid: median of seeds, band: min-max;\ndashed: mean-field recursion)")
+    right.set(yscale="log", xlabel="layer (last = readout)", ylabel="kernel-gradient RMS (median of seeds)",
+              title=f"Depth {grad_depth} at init: gradient per layer (zeros not drawn)")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dlfound import initializers
-from dlfound.models import layer_names
+from dlfound import initializers, losses
+from dlfound.models import MLP, layer_names
 
 
 def robust_rms(a: jax.Array, axes=None) -> jax.Array:
@@ -73,3 +73,38 @@ def unit_spread(kernel_IxU: np.ndarray, bias_U: np.ndarray) -> float:
     """Largest distance between a unit's incoming weights (and bias) and unit 0's, relative to unit 0's norm."""
     units = np.concatenate([kernel_IxU, bias_U[None, :]], axis=0).T.astype(np.float64)
     return float(np.max(np.linalg.norm(units - units[:1], axis=1)) / max(np.linalg.norm(units[0]), 1e-30))
+
+
+def layer_statistics(schemes, data, width: int, depth: int, grad_depth: int, probe: int, seeds) -> dict:
+    """Per initialization scheme, for ReLU MLPs of `width` at init on `probe` training examples:
+    each layer's activation RMS at `depth` and kernel-gradient RMS (cross-entropy) at `grad_depth`,
+    one row per seed, with the mean-field prediction and the typical-value slope."""
+    n = probe
+    x = jnp.asarray(data.x_train[:n]).reshape((min(n, data.num_train), -1))
+    y = jnp.asarray(data.y_train[:n])
+    sizes = (x.shape[1],) + (width,) * depth + (data.num_classes,)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    model = MLP(depth, width, data.num_classes, "relu", "he")  # apply does not depend on the initializer
+    grad_model = MLP(grad_depth, width, data.num_classes, "relu", "he")
+    loss = losses.get("cross_entropy")
+
+    def forward(params):
+        _, inter = model.apply({"params": params}, x, mutable=["intermediates"])
+        return jnp.stack([robust_rms(inter["intermediates"][f"activation_{i}"][0]) for i in range(depth)])
+
+    def gradients(params):
+        sub = {name: params[name] for name in layer_names(grad_depth)[:-1]} | {"readout": params["readout"]}
+        g = jax.grad(lambda p: loss(grad_model.apply({"params": p}, x), y, data.num_classes))(sub)
+        return jnp.stack([robust_rms(g[name]["kernel"]) for name in layer_names(grad_depth)])
+
+    forward, gradients = jax.jit(jax.vmap(forward)), jax.jit(jax.vmap(gradients))
+    input_ms = float(jnp.mean(jnp.square(x)))
+    out = {"input_rms": math.sqrt(input_ms), "rms": {}, "grad_rms": {}, "predicted_ms": {},
+           "typical_slope": {}}
+    for scheme in schemes:
+        params = draw_params(scheme, sizes, keys)
+        out["rms"][scheme] = np.asarray(forward(params), np.float64)
+        out["grad_rms"][scheme] = np.asarray(gradients(params), np.float64)
+        out["predicted_ms"][scheme] = predicted_mean_square(scheme, sizes[:-1], input_ms)
+        out["typical_slope"][scheme] = typical_slope(scheme, width)
+    return out

@@ -31,8 +31,8 @@ Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs s
         batch 10, 4800 steps (the CI length of CLAIMS.md; the calibration used 10k).
         Budgets are set in steps: num_epochs follows from the dataset size and batch size. Parts 2-5
         are one sweep, its cells named by depth, activation and init; part 3 reads the trained models
-        the sweep keeps (not kept with --no-params). Longer than most experiments: five parts with
-        their own criteria, and part 1 measures untrained networks itself (no sweep does that).
+        the sweep keeps (a resume of a --no-params run cannot). Longer than most experiments: five
+        parts with their own criteria (part 1's statistics: dlfound.propagation.layer_statistics).
 Run:    python -m experiments.he2015_initialization            # ~1-2 min on 2 CPU cores
         python -m experiments.he2015_initialization --quick    # seconds; smoke test only
         python -m experiments.he2015_initialization --dataset fashion_mnist   # full size: the same
@@ -66,19 +66,14 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from dlfound import claims, cli, losses, plots
+from dlfound import claims, cli, plots
 from dlfound.checkpoints import Models
 from dlfound.config import Config, step_budget
 from dlfound.data import load
-from dlfound.models import MLP, layer_names
-from dlfound.propagation import (draw_params, fitted_slope, predicted_mean_square, robust_rms, typical_slope,
-                                 unit_spread)
+from dlfound.models import layer_names
+from dlfound.propagation import fitted_slope, layer_statistics, unit_spread
 from dlfound.stats import describe
 from dlfound.sweep import Sweep, run_sweeps
 from dlfound.table import Table
@@ -109,40 +104,6 @@ SATURATED, UNSATURATED = 0.15, 0.49  # T1: top-layer mean below, lower layers' m
 
 
 # ----------------------------------------------------------------------------- part 1: statistics at init
-
-def init_statistics(budget: dict, width: int, data, seeds) -> dict:
-    """Per scheme: each layer's activation RMS (depth `init_depth`) and kernel-gradient RMS (depth
-    `grad_depth`), with the mean-field prediction and the typical-value slope."""
-    depth, grad_depth, n = budget["init_depth"], budget["grad_depth"], budget["probe"]
-    x = jnp.asarray(data.x_train[:n]).reshape((min(n, data.num_train), -1))
-    y = jnp.asarray(data.y_train[:n])
-    sizes = (x.shape[1],) + (width,) * depth + (data.num_classes,)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-    model = MLP(depth, width, data.num_classes, "relu", "he")  # apply does not depend on the initializer
-    grad_model = MLP(grad_depth, width, data.num_classes, "relu", "he")
-    loss = losses.get("cross_entropy")
-
-    def forward(params):
-        _, inter = model.apply({"params": params}, x, mutable=["intermediates"])
-        return jnp.stack([robust_rms(inter["intermediates"][f"activation_{i}"][0]) for i in range(depth)])
-
-    def gradients(params):
-        sub = {name: params[name] for name in layer_names(grad_depth)[:-1]} | {"readout": params["readout"]}
-        g = jax.grad(lambda p: loss(grad_model.apply({"params": p}, x), y, data.num_classes))(sub)
-        return jnp.stack([robust_rms(g[name]["kernel"]) for name in layer_names(grad_depth)])
-
-    forward, gradients = jax.jit(jax.vmap(forward)), jax.jit(jax.vmap(gradients))
-    input_ms = float(jnp.mean(jnp.square(x)))
-    out = {"input_rms": math.sqrt(input_ms), "rms": {}, "grad_rms": {}, "predicted_ms": {},
-           "typical_slope": {}}
-    for scheme in SCHEMES:
-        params = draw_params(scheme, sizes, keys)
-        out["rms"][scheme] = np.asarray(forward(params), np.float64)
-        out["grad_rms"][scheme] = np.asarray(gradients(params), np.float64)
-        out["predicted_ms"][scheme] = predicted_mean_square(scheme, sizes[:-1], input_ms)
-        out["typical_slope"][scheme] = typical_slope(scheme, width)
-    return out
-
 
 def _judge_init(stats: dict, budget: dict, quick: bool) -> list[dict]:
     layer = min(RMS_LAYER, budget["init_depth"]) - 1
@@ -343,38 +304,9 @@ def _judge_table1(table: Table, cfg: Config, acts, quick: bool) -> dict:
 
 # ----------------------------------------------------------------------------- plots and run
 
-def _init_figure(path, stats: dict, budget: dict) -> None:
-    """Left: RMS(h_l)/RMS(x) per layer, measured (median, min-max band) and mean-field (dashed);
-    right: kernel-gradient RMS per layer of the depth-`grad_depth` net."""
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2)
-    layers = np.arange(1, budget["init_depth"] + 1)
-    for k, s in enumerate(SCHEMES):
-        color = f"C{k}"
-        ratio = stats["rms"][s] / stats["input_rms"]
-        ratio = np.where(ratio > 0, ratio, np.nan)
-        with np.errstate(all="ignore"):
-            left.plot(layers, np.nanmedian(ratio, axis=0), color=color, label=s)
-            left.fill_between(layers, np.nanmin(ratio, axis=0), np.nanmax(ratio, axis=0), color=color,
-                              alpha=0.2)
-        left.plot(layers, np.sqrt(stats["predicted_ms"][s]) / stats["input_rms"], color=color, linestyle="--")
-        grads = np.where(stats["grad_rms"][s] > 0, stats["grad_rms"][s], np.nan)
-        with np.errstate(all="ignore"):
-            right.plot(np.arange(1, grads.shape[1] + 1), np.nanmedian(grads, axis=0), color=color, marker=".",
-                       label=s)
-    left.set(yscale="log", ylim=(1e-40, 10), xlabel="hidden layer l", ylabel="RMS(h_l) / RMS(x)",
-             title="ReLU MLP at init (solid: median of seeds, band: min-max;\ndashed: mean-field recursion)")
-    right.set(yscale="log", xlabel="layer (last = readout)", ylabel="kernel-gradient RMS (median of seeds)",
-              title=f"Depth {budget['grad_depth']} at init: gradient per layer (zeros not drawn)")
-    for ax in (left, right):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.savefig(path, format="png", dpi=120)
-
-
 def _plots(ctx, stats, table: Table, cfgs: dict, budget: dict) -> None:
-    _init_figure(ctx.run_dir.file("init_activation_and_gradient_rms.png"), stats, budget)
+    plots.signal_propagation(ctx.run_dir.file("init_activation_and_gradient_rms.png"), stats,
+                             budget["grad_depth"])
     deep = {s: at(cfgs["train"], depth=budget["deep"], init=s) for s in TRAIN_SCHEMES}
     plots.curves_with_bands(
         ctx.run_dir.file("train_accuracy_deep.png"), table.steps(**deep["he"]),
@@ -423,7 +355,8 @@ def run(ctx: cli.Context) -> dict:
     cfgs = configs(cfg, budget, data.num_train)
     table = run_sweeps(sweeps(cfgs, budget), data, ctx.seeds, ctx.run_dir, quiet=ctx.quiet)
     width = cfg.width if isinstance(cfg.width, int) else cfg.widths[0]
-    stats = init_statistics(budget, width, data, list(range(budget["init_seeds"])))
+    stats = layer_statistics(SCHEMES, data, width, budget["init_depth"], budget["grad_depth"],
+                             budget["probe"], list(range(budget["init_seeds"])))
     quick = ctx.quick
     saturation, sat_metrics = _judge_saturation(table, cfgs["saturation"], budget["saturation_steps"], quick)
     verdicts = (_judge_init(stats, budget, quick) + _judge_training(table, cfgs["train"], budget, quick)

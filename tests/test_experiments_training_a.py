@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlfound import initializers
+from dlfound import initializers, propagation
 from dlfound.config import Config, step_budget
 from experiments import he2015_initialization as init_exp
 from experiments import he2016_residual as residual_exp
@@ -45,22 +45,22 @@ def test_step_budget_turns_steps_into_epochs():
 def test_robust_rms_survives_underflow_of_squares():
     a = jnp.full((4, 8), 1e-25, jnp.float32)  # a**2 underflows to 0 in float32
     assert float(jnp.sqrt(jnp.mean(a**2))) == 0.0
-    np.testing.assert_allclose(float(init_exp.robust_rms(a)), 1e-25, rtol=1e-5)
-    assert float(init_exp.robust_rms(jnp.zeros((3, 3)))) == 0.0
+    np.testing.assert_allclose(float(propagation.robust_rms(a)), 1e-25, rtol=1e-5)
+    assert float(propagation.robust_rms(jnp.zeros((3, 3)))) == 0.0
     x = jax.random.normal(jax.random.key(0), (5, 100))
-    np.testing.assert_allclose(init_exp.robust_rms(x, (1,)), jnp.sqrt(jnp.mean(x**2, axis=1)), rtol=1e-5)
+    np.testing.assert_allclose(propagation.robust_rms(x, (1,)), jnp.sqrt(jnp.mean(x**2, axis=1)), rtol=1e-5)
 
 
 def test_predicted_mean_square_follows_the_he_recursion():
     sizes = (40, 64, 64, 64)
-    he = init_exp.predicted_mean_square("he", sizes, 1.0)
+    he = propagation.predicted_mean_square("he", sizes, 1.0)
     np.testing.assert_allclose(he, [1.0, 1.0, 1.0])  # fan_in * 2/fan_in / 2 = 1 per layer
-    lecun = init_exp.predicted_mean_square("lecun", sizes, 2.0)
+    lecun = propagation.predicted_mean_square("lecun", sizes, 2.0)
     np.testing.assert_allclose(lecun, [1.0, 0.5, 0.25])  # halved at every layer
-    glorot = init_exp.predicted_mean_square("glorot", (64,) * 31, 1.0)
+    glorot = propagation.predicted_mean_square("glorot", (64,) * 31, 1.0)
     assert math.isclose(math.sqrt(glorot[-1]), 2.0**-15, rel_tol=1e-9)  # the 2^-15 RMS factor at 30 layers
-    assert init_exp.typical_slope("he", 64) == pytest.approx(-5 / (2 * 64 * math.log(2)))
-    assert init_exp.typical_slope("lecun", 64) == pytest.approx(-1 - 5 / (2 * 64 * math.log(2)))
+    assert propagation.typical_slope("he", 64) == pytest.approx(-5 / (2 * 64 * math.log(2)))
+    assert propagation.typical_slope("lecun", 64) == pytest.approx(-1 - 5 / (2 * 64 * math.log(2)))
 
 
 def test_measured_init_rms_matches_the_recursion_on_average():
@@ -69,12 +69,12 @@ def test_measured_init_rms_matches_the_recursion_on_average():
     keys = jax.vmap(jax.random.key)(jnp.arange(16, dtype=jnp.uint32))
     x = jax.random.normal(jax.random.key(1), (64, 16))
     for scheme in ("he", "lecun"):
-        params = init_exp.draw_params(scheme, sizes + (10,), keys)
+        params = propagation.draw_params(scheme, sizes + (10,), keys)
         h = jnp.broadcast_to(x, (16, 64, 16))
         for i in range(3):
             h = jax.nn.relu(jnp.einsum("sbi,sio->sbo", h, params[f"hidden_{i}"]["kernel"]))
         measured = float(jnp.mean(h**2))
-        predicted = init_exp.predicted_mean_square(scheme, sizes, float(jnp.mean(x**2)))[-1]
+        predicted = propagation.predicted_mean_square(scheme, sizes, float(jnp.mean(x**2)))[-1]
         assert measured == pytest.approx(predicted, rel=0.15)
     assert initializers.expected_variance("he", 64, 64) == 2 / 64
 
@@ -83,15 +83,15 @@ def test_fitted_slope_and_unit_spread():
     layers = np.arange(1, 11)
     log2_ms = np.stack([-1.0 * layers + 3, -1.0 * layers + 5])  # two seeds, slope -1
     valid = np.ones(10, bool)
-    assert init_exp.fitted_slope(log2_ms, valid) == pytest.approx(-1.0)
+    assert propagation.fitted_slope(log2_ms, valid) == pytest.approx(-1.0)
     valid[5:] = False
-    assert init_exp.fitted_slope(log2_ms, valid) == pytest.approx(-1.0)
-    assert math.isnan(init_exp.fitted_slope(log2_ms, np.eye(10, dtype=bool)[0]))
+    assert propagation.fitted_slope(log2_ms, valid) == pytest.approx(-1.0)
+    assert math.isnan(propagation.fitted_slope(log2_ms, np.eye(10, dtype=bool)[0]))
     same = np.tile(np.array([[0.5], [-1.0], [2.0]]), (1, 6))
-    assert init_exp.unit_spread(same, np.full(6, 0.1)) == 0.0
+    assert propagation.unit_spread(same, np.full(6, 0.1)) == 0.0
     different = same.copy()
     different[0, 3] += 0.3
-    assert init_exp.unit_spread(different, np.full(6, 0.1)) > 0.1
+    assert propagation.unit_spread(different, np.full(6, 0.1)) > 0.1
 
 
 def test_best_rate_uses_the_seed_median_and_treats_divergence_as_worst():

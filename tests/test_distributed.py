@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import jax
@@ -75,6 +76,13 @@ def tiny(tmp_path_factory):
     return path, tiny_support.load(path, "dlfound_test_tiny_dist")
 
 
+def _committed_segment(run) -> bool:
+    try:
+        return any((run / "segments").glob("*/chunk-*/meta"))
+    except OSError:  # Orbax renames its temporary folders meanwhile
+        return False
+
+
 def _gloo_available() -> bool:
     try:
         from jax._src.lib import _jax
@@ -83,19 +91,36 @@ def _gloo_available() -> bool:
     return hasattr(_jax, "make_gloo_tcp_collectives")
 
 
-def test_two_processes_match_one_process_with_two_devices(tiny, tmp_path):
+@pytest.mark.parametrize("segmented, killed", [(False, False), (True, False), (True, True)])
+def test_two_processes_match_one_process_with_two_devices(tiny, tmp_path, segmented, killed):
+    """With `segmented`, every program trains in segments of two evaluations, checkpointed by both
+    processes (dlfound.segmented), and still equals the one-process run in one piece; with `killed`,
+    both processes are killed (SIGKILL) once a segment checkpoint is committed, and then resumed."""
     if not _gloo_available():
         pytest.skip("this jaxlib has no gloo CPU collectives (make_gloo_tcp_collectives)")
+    longer = ["--set", "num_epochs=12"] if segmented else []
     single = tmp_path / "single"
-    assert tiny[1].main(["--quiet", "--out", str(single)]) == 0  # this process: 2 CPU devices
+    assert tiny[1].main(["--quiet", "--out", str(single), *longer]) == 0  # this process: 2 CPU devices
 
     multi = tmp_path / "multi"
     port = _free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, str(tiny[0]), "--quiet", "--out", str(multi)], cwd=tmp_path,
-        env=_env(DLFOUND_COORDINATOR=f"127.0.0.1:{port}", DLFOUND_NUM_PROCESSES="2",
-                 DLFOUND_PROCESS_ID=str(i), DLFOUND_CPU_DEVICES="1"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    segments = {"DLFOUND_SEGMENT_SECONDS": "0"} if segmented else {}
+
+    def start(port):
+        return [subprocess.Popen(
+            [sys.executable, str(tiny[0]), "--quiet", "--out", str(multi), *longer], cwd=tmp_path,
+            env=_env(DLFOUND_COORDINATOR=f"127.0.0.1:{port}", DLFOUND_NUM_PROCESSES="2",
+                     DLFOUND_PROCESS_ID=str(i), DLFOUND_CPU_DEVICES="1", **segments),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = start(port)
+    if killed:
+        deadline = time.time() + TIMEOUT_S
+        while not _committed_segment(multi) and procs[0].poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
+        procs = start(_free_port())
     outputs = []
     try:
         for proc in procs:

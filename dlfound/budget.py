@@ -22,6 +22,7 @@ from dlfound import ensemble
 
 ACHIEVED_FRACTION = 0.25
 COMPILE_SECONDS = 3.0  # per program on a 2-core CPU (benchmark: 2.2-4.2 s per main-sweep cell)
+CHECKPOINT_BYTES = 80 * 2**10  # Orbax's files around one cell's arrays (measured: 60-80 KiB)
 ROW_BYTES, LAYER_BYTES = 500, 60  # results.jsonl per model x evaluation, plus per-layer statistics
 
 
@@ -37,12 +38,15 @@ class Estimate:
     flops: float
     seconds: float
     results_bytes: int
+    models_bytes: int = 0  # the trained models kept (float32 parameters of every model)
 
-    def line(self) -> str:
-        """One line for the user: counts, memory and time."""
+    def line(self, keep_models: bool = True) -> str:
+        """One line for the user: counts, memory, disk and time."""
+        models = f", {_bytes(self.models_bytes)} of trained models" if keep_models else ""
         return (f"plan: {self.cells} cells in {self.programs} programs, {self.models:,} models of up to "
                 f"{self.parameters:,} parameters; about {_bytes(self.bytes_per_call)} per call, "
-                f"{_bytes(self.results_bytes)} of results and {_duration(self.seconds)} on this machine")
+                f"{_bytes(self.results_bytes)} of results{models} and {_duration(self.seconds)} on this "
+                "machine")
 
 
 def _bytes(n: float) -> str:
@@ -76,7 +80,7 @@ def matmul_flops_per_s(n: int = 1024, repeats: int = 3) -> float:
 def estimate(programs: Sequence) -> Estimate:
     """The cost of training `programs` (`dlfound.sweep.Program`s)."""
     flops = results = 0.0
-    parameters = per_call = 0
+    parameters = per_call = models = 0
     for program in programs:
         cfg, data = program.pack.base, program.data
         params = ensemble.parameter_count(program.pack, data)
@@ -86,8 +90,9 @@ def estimate(programs: Sequence) -> Estimate:
         flops += program.num_models * params * (6 * cfg.batch_size * steps + 2 * examples * evals)
         results += program.num_models * evals * (ROW_BYTES + LAYER_BYTES * (program.pack.depth + 1))
         parameters = max(parameters, params)
+        models += 4 * program.num_models * params + CHECKPOINT_BYTES * len(program.cells)
         calls = ensemble.chunk_size(program.pack, data, program.num_models)
         per_call = max(per_call, calls * ensemble.estimate_bytes_per_model(program.pack, data))
     seconds = flops / (ACHIEVED_FRACTION * matmul_flops_per_s()) + COMPILE_SECONDS * len(programs)
     return Estimate(sum(len(p.cells) for p in programs), len(programs), sum(p.num_models for p in programs),
-                    parameters, per_call, flops, seconds, int(results))
+                    parameters, per_call, flops, seconds, int(results), models)

@@ -271,10 +271,11 @@ def run_sweeps(
         check_fits(program.pack, program.data)  # refuse an oversized program before any training
     if todo:
         cost = budget.estimate(todo)
+        keep = run_dir is not None and run_dir.keep_models
         if run_dir is not None and runtime.is_writer():
-            run_dir.check_space(cost.results_bytes)
+            run_dir.check_space(cost.results_bytes + (cost.models_bytes if keep else 0))
         if not quiet:
-            print(cost.line(), file=sys.stderr, flush=True)
+            print(cost.line(keep), file=sys.stderr, flush=True)
     if run_dir is not None and runtime.is_writer():
         run_dir.record_programs(axes, [_describe(p) for p in programs])
     progress = Progress(sum(len(p.cells) for p in todo), quiet)

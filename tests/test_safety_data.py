@@ -173,7 +173,7 @@ def test_the_estimate_is_printed_before_training(capsys, tmp_path, monkeypatch):
         depth_activation.EXPERIMENT.main(["--quick", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert "plan: 7 cells in 3 programs, 35 models of up to 7,434 parameters; about" in err
-    assert "of results and" in err and "on this machine" in err
+    assert "of results, " in err and "of trained models and" in err and "on this machine" in err
 
 
 def test_results_that_cannot_fit_on_disk_are_refused(tmp_path, monkeypatch):

@@ -151,6 +151,5 @@ def test_sigkill_inside_a_long_cell_then_resume_gives_identical_files(tmp_path):
     resumed = tiny_support.run(tiny, out, *args, DLFOUND_SEGMENT_SECONDS="0")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "results.jsonl").read_bytes() == (tmp_path / "reference" / "results.jsonl").read_bytes()
-    new, old = (json.loads((d / "summary.json").read_text()) for d in (out, tmp_path / "reference"))
-    assert (new["metrics"], new["claims"]) == (old["metrics"], old["claims"])
+    assert (out / "summary.json").read_bytes() == (tmp_path / "reference" / "summary.json").read_bytes()
     print(f"killed with checkpoints at evaluations {sorted(checkpointed)} of 13; the resume trained the rest")

@@ -1,9 +1,12 @@
 """Trained models kept with Orbax: each finished cell's final variables, per member, in the run directory.
 
     run_dir/models/<cell key>/     an Orbax checkpoint of one block (a cell's seeds trained together):
-        variables                  {"params", "batch_stats"}, each array with a leading model axis
-        meta                       cell id, config, seeds, vmapped values and the cell's fingerprint
+        arrays                     {"params", "batch_stats"}, each array with a leading model axis
+        meta                       cell id, config, seeds, vmapped values, the block's fingerprint
+                                   and a checksum of the arrays
 
+`write` and `read` are the checkpoint format that segment checkpoints (dlfound.segmented) share:
+a damaged checkpoint (arrays that no longer match their checksum) reads as a missing one.
 A cell's checkpoint is written (atomically, by Orbax's rename on commit) before its rows are
 committed, and carries the fingerprint of the cell's identity (`dlfound.identity`): a model is
 returned only if that fingerprint matches the finished cell's, so a checkpoint never outlives
@@ -66,18 +69,41 @@ def orbax():
     return ocp
 
 
+def write(path: Path, arrays: dict, meta: dict) -> None:
+    """Saves a tree of host `arrays` and JSON `meta` as one Orbax checkpoint (committed by a rename,
+    so never half-written), `meta` with the arrays' checksum; every process calls it."""
+    ocp = orbax()
+    meta = to_jsonable({**meta, "checksum": checksum(arrays)})
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+        checkpointer.save(Path(path).absolute(), force=True, args=ocp.args.Composite(
+            arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
+
+
+def read(path: Path) -> Optional[tuple[dict, dict]]:
+    """(meta, host arrays) of a checkpoint `write` made; None if there is none or it is truncated or
+    damaged (its arrays no longer match their checksum)."""
+    path = Path(path).absolute()
+    if not (path / "meta").exists():
+        return None
+    ocp = orbax()
+    try:
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            restored = checkpointer.restore(path, args=ocp.args.Composite(
+                arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    except Exception:  # noqa: BLE001 - a truncated or corrupted checkpoint is a missing one
+        return None
+    meta, arrays = dict(restored["meta"]), jax.tree.map(np.asarray, dict(restored["arrays"]))
+    return (meta, arrays) if meta.get("checksum") == checksum(arrays) else None
+
+
 def save(run_path: Path, cell_id: str, cfg: Config, seeds, members, variables: dict, identity) -> int:
     """Writes one cell's final variables (leading model axis) with its metadata; returns the bytes."""
-    ocp = orbax()
     tree = jax.tree.map(np.asarray, {"params": variables["params"],
                                      "batch_stats": variables.get("batch_stats") or {}})
     meta = {"cell": cell_id, "config": cfg.to_dict(), "seeds": [int(s) for s in seeds],
             "members": [{k: float(v) for k, v in m.items()} for m in members],
-            "fingerprint": fingerprint(identity), "checksum": checksum(tree)}
-    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-        path = cell_path(run_path, cell_id, dict.fromkeys(seeds)).absolute()
-        checkpointer.save(path, force=True, args=ocp.args.Composite(
-            variables=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(to_jsonable(meta))))
+            "fingerprint": fingerprint(identity)}
+    write(cell_path(run_path, cell_id, dict.fromkeys(seeds)), tree, meta)
     return sum(leaf.nbytes for leaf in jax.tree.leaves(tree))
 
 
@@ -112,19 +138,12 @@ class Models:
 def load(run_path: Path, cell_id: str, seeds, identity=None) -> Optional[Models]:
     """The models of a cell's block of `seeds`, or None if none were kept, the checkpoint is
     damaged, or its fingerprint is not that of `identity` (the finished block's)."""
-    path = cell_path(run_path, cell_id, seeds).absolute()
-    if not (path / "meta").exists():
+    found = read(cell_path(run_path, cell_id, seeds))
+    if found is None:
         return None
-    ocp = orbax()
-    try:
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-            restored = checkpointer.restore(path, args=ocp.args.Composite(
-                variables=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-    except Exception:  # noqa: BLE001 - a truncated or corrupted checkpoint is a missing one
-        return None
-    meta, variables = restored["meta"], jax.tree.map(np.asarray, dict(restored["variables"]))
+    meta, variables = found
     foreign = identity is not None and meta.get("fingerprint") != fingerprint(identity)
-    if meta.get("cell") != cell_id or foreign or meta.get("checksum") != checksum(variables):
+    if meta.get("cell") != cell_id or foreign:
         return None
     if not variables.get("batch_stats"):
         variables.pop("batch_stats", None)

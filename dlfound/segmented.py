@@ -121,34 +121,21 @@ class Store:
 
     def save(self, chunk: int, evaluations: int, state, history: dict) -> None:
         """Checkpoints a chunk after `evaluations` evaluations (every process calls it)."""
-        ocp = checkpoints.orbax()
         if runtime.is_writer() and not (self.root / PLAN_FILE).exists():
             self.root.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.root / PLAN_FILE, {"counts": self.counts})
         leaves = [np.asarray(x) for x in jax.tree.leaves(_host(state))]
         tree = {"state": {str(i): leaf for i, leaf in enumerate(leaves)}, "history": dict(history)}
-        meta = {"fingerprint": self.fingerprint, "chunk": chunk, "evaluations": evaluations,
-                "checksum": checkpoints.checksum(tree)}
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-            checkpointer.save((self.root / f"chunk-{chunk}").absolute(), force=True, args=ocp.args.Composite(
-                arrays=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(to_jsonable(meta))))
+        checkpoints.write(self.root / f"chunk-{chunk}", tree,
+                          {"fingerprint": self.fingerprint, "chunk": chunk, "evaluations": evaluations})
 
     def load(self, chunk: int, num_leaves: int) -> Optional[tuple[int, list, dict]]:
         """(evaluations done, the state's leaves on the host (keys as key data), history so far), or
         None if the chunk has no checkpoint of this program, or a damaged one."""
-        path = (self.root / f"chunk-{chunk}").absolute()
-        if not (path / "meta").exists():
+        found = checkpoints.read(self.root / f"chunk-{chunk}")
+        if found is None or found[0].get("fingerprint") != self.fingerprint:
             return None
-        ocp = checkpoints.orbax()
-        try:
-            with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-                restored = checkpointer.restore(path, args=ocp.args.Composite(
-                    arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-        except Exception:  # noqa: BLE001 - a truncated or corrupted checkpoint is a missing one
-            return None
-        meta, tree = restored["meta"], jax.tree.map(np.asarray, dict(restored["arrays"]))
-        if meta.get("fingerprint") != self.fingerprint or meta.get("checksum") != checkpoints.checksum(tree):
-            return None
+        meta, tree = found
         if len(tree["state"]) != num_leaves:
             return None
         leaves = [tree["state"][str(i)] for i in range(num_leaves)]

@@ -41,7 +41,7 @@ def variables_of(result) -> dict:
 
 
 def fingerprint(identity) -> str:
-    """A short digest of a cell's identity (as stored with its rows)."""
+    """A short digest of an identity (a cell's, as stored with its rows, or a program's)."""
     return hashlib.sha256(dumps(to_jsonable(identity)).encode()).hexdigest()[:16]
 
 
@@ -96,15 +96,14 @@ def read(path: Path) -> Optional[tuple[dict, dict]]:
     return (meta, arrays) if meta.get("checksum") == checksum(arrays) else None
 
 
-def save(run_path: Path, cell_id: str, cfg: Config, seeds, members, variables: dict, identity) -> int:
-    """Writes one cell's final variables (leading model axis) with its metadata; returns the bytes."""
+def save(run_path: Path, cell_id: str, cfg: Config, seeds, members, variables: dict, identity) -> None:
+    """Writes one cell's final variables (leading model axis) with its metadata."""
     tree = jax.tree.map(np.asarray, {"params": variables["params"],
                                      "batch_stats": variables.get("batch_stats") or {}})
     meta = {"cell": cell_id, "config": cfg.to_dict(), "seeds": [int(s) for s in seeds],
             "members": [{k: float(v) for k, v in m.items()} for m in members],
             "fingerprint": fingerprint(identity)}
     write(cell_path(run_path, cell_id, dict.fromkeys(seeds)), tree, meta)
-    return sum(leaf.nbytes for leaf in jax.tree.leaves(tree))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from dlfound.errors import ConfigError
 from dlfound.rows_file import DONE_KEY, block_seeds, finished_blocks, parse_line
+from dlfound.stored import load_model, load_models  # noqa: F401 - the API reads trained models here
 from dlfound.files import (
     dumps,
     from_jsonable,
@@ -384,25 +385,3 @@ def load(run_dir):
     from dlfound import analysis  # pandas is optional: imported only when asked for
 
     return analysis.load(run_dir)
-
-
-def load_models(run_dir, **where):
-    """The trained models a selection of a finished run names (`Table.models`): a
-    `dlfound.checkpoints.Models` with its config and variables (leading model axis)."""
-    from dlfound.stored import read_table
-
-    try:
-        return read_table(run_dir).models(**where)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def load_model(run_dir, **where):
-    """One trained model of a finished run, e.g. `load_model(path, seed=3, depth=8, activation="relu")`:
-    its config, Flax module and variables, so that `module.apply(variables, x)` gives its outputs."""
-    from dlfound.checkpoints import SavedModel
-
-    models = load_models(run_dir, **where)
-    if len(models.seeds) != 1:
-        raise ConfigError(f"{where} selects {len(models.seeds)} models; name one (for example seed=...)")
-    return SavedModel(models.cfg, models.module(), models.one(0))

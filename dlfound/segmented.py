@@ -19,7 +19,6 @@ run in one program bit for bit on a CPU (tests/test_segments.py).
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -32,7 +31,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from dlfound import checkpoints, runtime
 from dlfound.errors import ConfigError
-from dlfound.files import dumps, read_json, to_jsonable, write_json_atomic
+from dlfound.files import read_json, write_json_atomic
 from dlfound.train import Features, TrainResult, late_divergence, make_segments
 
 SEGMENTS_DIR = "segments"
@@ -183,9 +182,8 @@ def train_chunk(pack, features: Features, mesh, args, data, counts: Sequence[int
     return TrainResult(final["params"], final["batch_stats"], history, diverged)
 
 
-def program_identity(cells_identity, seeds, members, variants, lanes: int) -> str:
-    """A digest of what a segmented program computes (so a checkpoint never serves other inputs)."""
-    text = dumps(to_jsonable({"cells": cells_identity, "seeds": [int(s) for s in seeds],
-                              "members": [{k: float(v) for k, v in m.items()} for m in members],
-                              "variants": [int(v) for v in variants], "lanes": lanes}))
-    return hashlib.sha256(text.encode()).hexdigest()
+def program_identity(cells_identity, seeds, members, variants, lanes: int) -> dict:
+    """What a segmented program computes; its fingerprint keys the checkpoints (never other inputs')."""
+    return {"cells": cells_identity, "seeds": [int(s) for s in seeds],
+            "members": [{k: float(v) for k, v in m.items()} for m in members],
+            "variants": [int(v) for v in variants], "lanes": lanes}

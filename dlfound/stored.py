@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from dlfound import checkpoints, identity
-from dlfound.checkpoints import Models
+from dlfound.checkpoints import Models, SavedModel
 from dlfound.errors import ConfigError
 from dlfound.table import Table
 
@@ -111,3 +111,21 @@ def read_table(run_dir) -> Table:
     seeds = list(dict.fromkeys(r["seed"] for _, _, rows in blocks for r in rows))
     cells = list(dict.fromkeys(cell for cell, _, _ in blocks))
     return Table(finished.table_rows(cells, seeds), models=finished.models(reader.path, seeds))
+
+
+def load_models(run_dir, **where):
+    """The trained models a selection of a finished run names (`Table.models`): a
+    `dlfound.checkpoints.Models` with its config and variables (leading model axis)."""
+    try:
+        return read_table(run_dir).models(**where)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def load_model(run_dir, **where):
+    """One trained model of a finished run, e.g. `load_model(path, seed=3, depth=8, activation="relu")`:
+    its config, Flax module and variables, so that `module.apply(variables, x)` gives its outputs."""
+    models = load_models(run_dir, **where)
+    if len(models.seeds) != 1:
+        raise ConfigError(f"{where} selects {len(models.seeds)} models; name one (for example seed=...)")
+    return SavedModel(models.cfg, models.module(), models.one(0))

@@ -1,9 +1,11 @@
-"""`dlfound run NAME [flags]` runs an experiment, `dlfound list` lists them; `dlfound report RUN_DIR...`
-renders reports; `dlfound export RUN_DIR` writes a run's results as one table."""
+"""`dlfound run NAME [flags]` runs an experiment, `dlfound list` lists them; `dlfound reproduce` runs
+every claim's experiment into one table; `dlfound report RUN_DIR...` renders reports; `dlfound export
+RUN_DIR` writes a run's results as one table."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from dlfound.errors import ConfigError
 
 def build_parser() -> _Parser:
     parser = _Parser(prog="dlfound", description=__doc__, allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,report,export}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,reproduce,report,export}")
     run = sub.add_parser("run", help="run an experiment: dlfound run NAME [--quick] [--help] ...",
                          allow_abbrev=False, add_help=False)
     run.add_argument("name", metavar="NAME")
@@ -25,6 +27,20 @@ def build_parser() -> _Parser:
     rep.add_argument("--output", default=None, metavar="FILE",
                      help="write the report (or index) here instead of inside the run directory")
     sub.add_parser("list", help="list the experiments", allow_abbrev=False)
+    rpr = sub.add_parser("reproduce", help="run every claim's experiment at its default budget and write "
+                         "one table (REPRODUCE.md, reproduce.json); resumable", allow_abbrev=False)
+    rpr.add_argument("--only", default=None, metavar="T1,T3",
+                     help="only the experiments judging these claims")
+    rpr.add_argument("--dataset", dest="datasets", action="append", default=[], metavar="NAME",
+                     help="the column to run: base (each experiment's own dataset, the default) or a "
+                          "dataset the experiments declare, e.g. fashion_mnist (repeatable)")
+    rpr.add_argument("--quick", action="store_true",
+                     help="every experiment's smoke test (verdicts mean nothing)")
+    rpr.add_argument("--out", default=None, metavar="DIR",
+                     help="default: runs/reproduce (runs/reproduce-quick with --quick; "
+                          "root $DLFOUND_RUNS_DIR)")
+    rpr.add_argument("--readme", default=None, metavar="FILE",
+                     help="also write the table between the claims-table markers of FILE (README.md)")
     exp = sub.add_parser("export", help="write a run's results as one tidy table (csv or parquet) or as "
                          "TensorBoard event files", allow_abbrev=False)
     exp.add_argument("path", metavar="RUN_DIR")
@@ -50,6 +66,12 @@ def main(argv=None) -> int:
                 print(f"{name:{width}s}  {line}")
             print("\nrun one with: dlfound run NAME [--quick] (its flags: dlfound run NAME --help)")
             return 0
+        if args.command == "reproduce":
+            from dlfound import reproduce
+
+            name = "reproduce-quick" if args.quick else "reproduce"
+            out = args.out or str(Path(os.environ.get("DLFOUND_RUNS_DIR", "runs")) / name)
+            return reproduce.main(out, args.only, args.datasets, args.quick, args.readme)
         if args.command == "export":
             if args.format == "tensorboard":
                 from dlfound import tensorboard

@@ -1,4 +1,10 @@
-"""A claim is a predicate over measurements: `judge` turns its outcome into a verdict with the evidence."""
+"""A claim is a predicate over measurements: `judge` turns its outcome into a verdict with the evidence.
+
+A claim about trained networks is judged on its effects: each judged quantity (a difference, a
+ratio, a fraction of seeds) with its 95% paired-bootstrap interval over seeds (`effect`, method in
+`dlfound.stats.paired_bootstrap`); the claim is reproduced when every interval clears its
+criterion, not reproduced when one excludes it, inconclusive otherwise (`outcome`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from dlfound import stats
+
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
@@ -16,8 +24,43 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
 QUICK_PREFIX = "quick run (tiny budget; verdict not meaningful): "
 
 
+def effect(name: str, statistic, samples: dict, threshold: float, higher_passes: bool = True,
+           seed: int = 0) -> dict:
+    """A judged quantity with its 95% paired-bootstrap interval over seeds and that interval's verdict.
+
+    Args:
+      name: what the quantity is, e.g. "relu - sigmoid test accuracy, depth 8".
+      statistic: maps {cell: values (R, S)} to R numbers (see `stats.paired_bootstrap`).
+      samples: {cell: per-seed values (S,)}, in the same seed order in every cell.
+      threshold: the criterion; the quantity must lie above it (below with `higher_passes=False`).
+    Returns:
+      {"name", "estimate", "low", "high", "level", "seeds", "threshold", "higher_passes", "verdict"}.
+    """
+    interval = stats.paired_bootstrap(statistic, samples, seed=seed)
+    return {"name": name, **interval, "threshold": float(threshold), "higher_passes": bool(higher_passes),
+            "verdict": stats.interval_verdict(interval, threshold, higher_passes)}
+
+
+def mean_difference(better: str, worse: str):
+    """The statistic mean(better) - mean(worse) over seeds, for `effect`."""
+    return lambda v: v[better].mean(-1) - v[worse].mean(-1)
+
+
+def outcome(effects: Iterable[dict], *exact) -> bool | None:
+    """The three-valued outcome of a claim from its effects' verdicts and any exact conditions."""
+    as_bool = {REPRODUCED: True, NOT_REPRODUCED: False, INCONCLUSIVE: None}
+    return all_of([as_bool[e["verdict"]] for e in effects] + list(exact))
+
+
+def effect_text(e: dict) -> str:
+    """`name +0.12 [0.08, 0.15] (> 0.1, 16 seeds)`: an effect with its interval and criterion."""
+    side = ">" if e["higher_passes"] else "<"
+    return (f"{e['name']} {fmt(e['estimate'])} [{fmt(e['low'])}, {fmt(e['high'])}] "
+            f"({side} {fmt(e['threshold'])}, {e['seeds']} seeds)")
+
+
 def judge(id: str, claim: str, criterion: str, passed: bool | None, evidence: str,
-          numbers: dict | None = None, quick: bool = False) -> dict:
+          numbers: dict | None = None, quick: bool = False, effects: Iterable[dict] = ()) -> dict:
     """The verdict record of one claim: reproduced if `passed`, not if False, inconclusive if None or quick.
 
     Args:
@@ -28,9 +71,14 @@ def judge(id: str, claim: str, criterion: str, passed: bool | None, evidence: st
       evidence: the measured numbers in words.
       numbers: the measurements behind the verdict (JSON-serializable).
       quick: a --quick run, whose budget is too small for any verdict to mean anything.
+      effects: the judged quantities with their intervals (`effect`); `passed` must not claim
+        more than they allow (`outcome(effects, ...)` computes it).
     """
     if passed is not None and not isinstance(passed, (bool, np.bool_)):
         raise TypeError(f"passed must be True, False or None, got {passed!r} ({type(passed).__name__})")
+    effects = list(effects)
+    if effects and passed is not None and passed and outcome(effects) is not True:
+        raise ValueError(f"claim {id} cannot pass: not every interval clears its criterion")
     if quick:
         verdict = INCONCLUSIVE
         evidence = QUICK_PREFIX + evidence
@@ -38,8 +86,11 @@ def judge(id: str, claim: str, criterion: str, passed: bool | None, evidence: st
         verdict = INCONCLUSIVE
     else:
         verdict = REPRODUCED if passed else NOT_REPRODUCED
-    return {"id": id, "claim": claim, "criterion": criterion, "verdict": verdict,
-            "evidence": evidence, "numbers": dict(numbers or {})}
+    record = {"id": id, "claim": claim, "criterion": criterion, "verdict": verdict,
+              "evidence": evidence, "numbers": dict(numbers or {})}
+    if effects:
+        record["effects"] = effects
+    return record
 
 
 def k_of_n(flags: Iterable) -> tuple[int, int]:
@@ -124,8 +175,10 @@ def steps_to_target(history_values, steps, target: float, higher_is_better: bool
 
 
 def verdict_line(claim: dict) -> str:
-    """One line: `[T1] reproduced: <claim> -- <evidence>`."""
-    return f"[{claim['id']}] {claim['verdict']}: {claim['claim']} -- {claim['evidence']}"
+    """One line: `[T1] reproduced: <claim> -- <evidence>; 95% intervals: <effects>`."""
+    line = f"[{claim['id']}] {claim['verdict']}: {claim['claim']} -- {claim['evidence']}"
+    effects = claim.get("effects") or []
+    return line + ("; 95% intervals: " + "; ".join(map(effect_text, effects)) if effects else "")
 
 
 def print_verdicts(claims: list[dict], file=None) -> None:

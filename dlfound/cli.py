@@ -22,15 +22,17 @@ from typing import Callable, Optional
 from dlfound import claims, data, packing, runtime
 from dlfound import config as config_lib
 from dlfound.config import Config
+from dlfound.data import registry
 from dlfound.environment import environment_info
 from dlfound.errors import ConfigError
 from dlfound.results import RunDir
 
 
 @dataclasses.dataclass(frozen=True)
-class Quick:
-    """What --quick changes, for a smoke test whose verdicts mean nothing: config fields, grid
-    axes and the experiment's own settings (each replaces the named entries only)."""
+class Overrides:
+    """What a mode changes: config fields, grid axes and the experiment's own settings (each
+    replaces the named entries only). --quick's make a smoke test whose verdicts mean nothing;
+    a dataset's adapt the budget to that dataset."""
 
     config: dict = dataclasses.field(default_factory=dict)
     axes: dict = dataclasses.field(default_factory=dict)
@@ -41,7 +43,10 @@ class Quick:
 class Experiment:
     """An experiment as data: name, docstring, base config, `run`, default seed count; `axes`
     its grid (config field -> values, which `--grid` may change), `settings` its other budget
-    constants (widths, step counts, ...), and `quick` what --quick changes in all three."""
+    constants (widths, step counts, ...), `quick` what --quick changes in all three, `datasets`
+    what `--dataset NAME` changes besides the data (the budget adapted to it; `dlfound reproduce`
+    runs each experiment on its base dataset and on every dataset declared here), `paper` the
+    source in short ("He et al. (2016)") and `claim_ids` the claims it judges ("T6",)."""
 
     name: str
     description: str
@@ -50,7 +55,10 @@ class Experiment:
     default_seeds: int
     axes: dict = dataclasses.field(default_factory=dict)
     settings: dict = dataclasses.field(default_factory=dict)
-    quick: Quick = Quick()
+    quick: Overrides = Overrides()
+    datasets: dict = dataclasses.field(default_factory=dict)
+    paper: str = ""
+    claim_ids: tuple = ()
 
     def main(self, argv: Optional[list] = None) -> int:
         """Runs the experiment with command-line arguments; returns the exit status."""
@@ -186,10 +194,17 @@ def _read_run_config(path: str) -> dict:
     return stored
 
 
+def modes(experiment: Experiment, dataset: str, quick: bool) -> list[Overrides]:
+    """The overrides in force, in order: the dataset's adapted budget, then --quick's."""
+    return [o for o in (experiment.datasets.get(dataset), experiment.quick if quick else None) if o]
+
+
 def resolve_axes(experiment: Experiment, cfg: Config, quick: bool, grid: list, stored=None) -> dict:
-    """The grid to sweep: the experiment's axes (quick ones under --quick, or a --from run's),
-    with each `--grid AXIS=V1,V2` replacing an axis's values; every value validated."""
-    axes = {**experiment.axes, **(experiment.quick.axes if quick else {})}
+    """The grid to sweep: the experiment's axes (as its dataset and --quick change them, or a
+    --from run's), with each `--grid AXIS=V1,V2` replacing an axis's values; every value validated."""
+    axes = dict(experiment.axes)
+    for mode in modes(experiment, cfg.dataset, quick):
+        axes.update(mode.axes)
     if stored:
         axes.update({k: tuple(v) for k, v in stored.items() if k in axes})
     given = set()
@@ -224,10 +239,13 @@ def resolve(experiment: Experiment, args) -> tuple[Config, list, bool, dict]:
         seeds, quick, stored_axes = list(stored["seeds"]), bool(stored["quick"]), stored.get("axes")
     else:
         cfg, quick = experiment.base, args.quick
-        if quick:
-            cfg = cfg.replace(**experiment.quick.config)
+        if args.dataset is not None:
+            registry.check_name(args.dataset)
+            cfg = cfg.replace(dataset=args.dataset)
+        for mode in modes(experiment, cfg.dataset, quick):
+            cfg = cfg.replace(**mode.config)
         seeds = args.seeds or list(range(experiment.default_seeds))
-    if args.dataset is not None:
+    if args.dataset is not None and args.from_dir:
         cfg = cfg.replace(dataset=args.dataset)
     if args.seeds and args.from_dir:
         seeds = args.seeds
@@ -269,7 +287,9 @@ def main(experiment: Experiment, argv: Optional[list] = None) -> int:
             if not runtime.all_processes_agree(refusal is None):
                 raise refusal or ConfigError("process 0 refused to start this run; its message says why")
             user_set = tuple(item.partition("=")[0].strip() for item in args.overrides)
-            settings = {**experiment.settings, **(experiment.quick.settings if quick else {})}
+            settings = dict(experiment.settings)
+            for mode in modes(experiment, cfg.dataset, quick):
+                settings.update(mode.settings)
             ctx = Context(cfg, seeds, quick, run_dir, quiet, axes, settings, user_set)
             return _run(experiment, ctx, write=runtime.is_writer())
     except ConfigError as err:

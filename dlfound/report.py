@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dlfound.claims import count_verdicts, fmt
+from dlfound.claims import count_verdicts, effect_text, fmt
 from dlfound.errors import ConfigError
 from dlfound.files import read_json, write_bytes_atomic
 from dlfound.results import CONFIG_FILE, SUMMARY_FILE, RunDir
@@ -28,10 +28,12 @@ def claim_sort_key(claim_id) -> tuple:
 
 def claims_table(rows: list[tuple[str, dict]]) -> list[str]:
     """Markdown table of (experiment, claim) pairs sorted by claim id."""
-    lines = ["| id | experiment | claim | verdict | evidence |", "|---|---|---|---|---|"]
+    lines = ["| id | experiment | claim | verdict | effects, 95% paired-bootstrap interval | evidence |",
+             "|---|---|---|---|---|---|"]
     for experiment, claim in sorted(rows, key=lambda r: (claim_sort_key(r[1].get("id", "")), r[0])):
+        effects = "; ".join(effect_text(e) for e in claim.get("effects") or []) or "—"
         cells = [_cell(claim.get("id", "")), _cell(experiment), _cell(claim.get("claim", "")),
-                 f"**{claim.get('verdict', '')}**", _cell(claim.get("evidence", ""))]
+                 f"**{claim.get('verdict', '')}**", _cell(effects), _cell(claim.get("evidence", ""))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -69,7 +69,8 @@ def paired_bootstrap(statistic, samples: dict, level: float = 0.95,
     from scipy.special import ndtr
 
     tail = float(ndtr(-math.sqrt(n / (n - 1)) * _t_quantile(1 - (1 - level) / 2, n - 1)))
-    low, high = (float(q) for q in np.nanquantile(values, [tail, 1 - tail]))
+    # Order statistics, not interpolation: a quantity can be infinite (a target never reached).
+    low, high = (float(q) for q in np.nanquantile(values, [tail, 1 - tail], method="inverted_cdf"))
     return {"estimate": estimate, "low": low, "high": high, "level": level, "seeds": n}
 
 
@@ -77,8 +78,8 @@ def interval_verdict(interval: dict, threshold: float, higher_passes: bool = Tru
     """"reproduced" when the whole interval clears `threshold` (above it, or below it with
     `higher_passes=False`), "not reproduced" when it lies wholly on the other side, else
     "inconclusive" (the seeds cannot tell, or there are fewer than MIN_SEEDS_FOR_VERDICT)."""
-    low, high = interval["low"], interval["high"]
-    if not (math.isfinite(low) and math.isfinite(high)) or interval["seeds"] < MIN_SEEDS_FOR_VERDICT:
+    low, high = interval["low"], interval["high"]  # an infinite end (a target never reached) is an end
+    if math.isnan(low) or math.isnan(high) or interval["seeds"] < MIN_SEEDS_FOR_VERDICT:
         return "inconclusive"
     above, below = low > threshold, high < threshold
     if above or below:

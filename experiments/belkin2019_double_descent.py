@@ -193,7 +193,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Belkin et al. (2019)", claim_ids=("T10",),
     name="belkin2019_double_descent", description=__doc__, base=BASE, run=run, default_seeds=3,
     settings={"multipliers": MULTIPLIERS},
-    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}, settings={"multipliers": (0.4, 1.0)}))
+    quick=cli.Overrides(config={"num_epochs": 2, "eval_every_epochs": 1},
+                        settings={"multipliers": (0.4, 1.0)}))
 cli.script(__name__, EXPERIMENT)

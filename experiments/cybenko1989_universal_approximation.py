@@ -175,8 +175,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Cybenko (1989); Hornik et al. (1989)", claim_ids=("F6",),
     name="cybenko1989_universal_approximation", description=__doc__, base=BASE, run=run, default_seeds=3,
     axes={"width": WIDTHS}, settings={"targets": tuple(TARGETS)},
-    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}, axes={"width": (2, 8)},
+    quick=cli.Overrides(config={"num_epochs": 4, "eval_every_epochs": 2}, axes={"width": (2, 8)},
                     settings={"targets": ("sin", "abs")}))
 cli.script(__name__, EXPERIMENT)

@@ -189,7 +189,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="the seeds; Greydanus & Kobak (2024)", claim_ids=("T11",),
     name="data_scaling", description=__doc__, base=BASE, run=run, default_seeds=5,
     axes={"train_fraction": FRACTIONS, "depth": MLP_DEPTHS},
-    quick=cli.Quick(config={"num_epochs": 1}, axes={"train_fraction": (0.25, 1.0), "depth": (1,)}))
+    quick=cli.Overrides(config={"num_epochs": 1}, axes={"train_fraction": (0.25, 1.0), "depth": (1,)}))
 cli.script(__name__, EXPERIMENT)

@@ -169,8 +169,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Glorot & Bengio (2010); Krizhevsky et al. (2012)", claim_ids=("T1", "T2"),
     name="depth_activation", description=__doc__, base=BASE, run=run, default_seeds=5,
     axes={"depth": DEPTHS, "activation": ACTIVATIONS},
-    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1},
+    quick=cli.Overrides(config={"num_epochs": 2, "eval_every_epochs": 1},
                     axes={"depth": (1, 2), "activation": ("identity", "sigmoid", "relu")}))
 cli.script(__name__, EXPERIMENT)

@@ -196,6 +196,7 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Greydanus (2020)", claim_ids=("T13",),
     name="greydanus2020_mnist1d", description=__doc__, base=BASE,
-    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}), default_seeds=5, run=run)
+    quick=cli.Overrides(config={"num_epochs": 2, "eval_every_epochs": 1}), default_seeds=5, run=run)
 cli.script(__name__, EXPERIMENT)

@@ -368,8 +368,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Glorot & Bengio (2010); He et al. (2015)", claim_ids=("T1", "T4"),
     name="he2015_initialization", description=__doc__, base=BASE, run=run, default_seeds=3,
-    settings=SETTINGS, quick=cli.Quick(settings={  # one depth for deep and control: 8 small cells
+    settings=SETTINGS, quick=cli.Overrides(settings={  # one depth for deep and control: 8 small cells
         "init_depth": 6, "grad_depth": 4, "init_seeds": 4, "deep": 2, "control": 2, "train_steps": 62,
         "zero": {**SETTINGS["zero"], "width": 8},
         "saturation": {**SETTINGS["saturation"], "depth": 2, "width": 16}, "saturation_steps": 400,

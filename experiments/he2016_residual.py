@@ -155,7 +155,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="He et al. (2016)", claim_ids=("T6",),
     name="he2016_residual", description=__doc__, base=BASE, run=run, default_seeds=3,
     axes={"depth": DEPTHS}, settings=SETTINGS,
-    quick=cli.Quick(axes={"depth": (2, 3)}, settings={"steps": 62, "eval_steps": 31}))
+    quick=cli.Overrides(axes={"depth": (2, 3)}, settings={"steps": 62, "eval_steps": 31}))
 cli.script(__name__, EXPERIMENT)

@@ -150,8 +150,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Hendrycks & Gimpel (2016)", claim_ids=("T3",),
     name="hendrycks2016_gelu", description=__doc__, base=BASE, run=run, default_seeds=5,
     axes={"activation": ACTIVATIONS, "dropout_rate": DROPOUT_RATES},
-    quick=cli.Quick(config={"depth": 2, "num_epochs": 2, "eval_every_epochs": 1},
+    quick=cli.Overrides(config={"depth": 2, "num_epochs": 2, "eval_every_epochs": 1},
                     axes={"activation": ("gelu", "relu")}))
 cli.script(__name__, EXPERIMENT)

@@ -202,7 +202,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Ioffe & Szegedy (2015)", claim_ids=("T5",),
     name="ioffe2015_batchnorm", description=__doc__, base=BASE, run=run, default_seeds=3, settings=SETTINGS,
-    quick=cli.Quick(settings={"steps": 132, "eval_steps": 66, "nets": ("sigmoid",),
+    quick=cli.Overrides(settings={"steps": 132, "eval_steps": 66, "nets": ("sigmoid",),
                               "learning_rates": PAPER_RATES}))
 cli.script(__name__, EXPERIMENT)

@@ -190,9 +190,10 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Kingma & Ba (2015)", claim_ids=("T7",),
     name="kingma2015_optimizers", description=__doc__, base=BASE, run=run, default_seeds=3,
     axes={"optimizer": tuple(LEARNING_RATES)}, settings={"learning_rates": LEARNING_RATES},
-    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
+    quick=cli.Overrides(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
                     axes={"optimizer": ("sgd", "adam")},
                     settings={"learning_rates": {
                         **{opt: rates[2:3] for opt, rates in LEARNING_RATES.items()},  # middle: any --grid

@@ -173,6 +173,7 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="McCulloch & Pitts (1943)", claim_ids=("F2",),
     name="mcculloch1943_threshold_logic", description=__doc__, base=BASE, run=run, default_seeds=1,
-    settings={"max_bits": 8}, quick=cli.Quick(settings={"max_bits": 3}))
+    settings={"max_bits": 8}, quick=cli.Overrides(settings={"max_bits": 3}))
 cli.script(__name__, EXPERIMENT)

@@ -122,6 +122,7 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="the seeds (784-128-64-10 MLP)", claim_ids=("T12",),
     name="mnist_mlp", description=__doc__, base=BASE, run=run, default_seeds=3,
-    quick=cli.Quick(config={"num_epochs": 1}))
+    quick=cli.Overrides(config={"num_epochs": 1}))
 cli.script(__name__, EXPERIMENT)

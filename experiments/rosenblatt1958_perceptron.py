@@ -286,10 +286,11 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Rosenblatt (1958); Minsky & Papert (1969)", claim_ids=("F1",),
     name="rosenblatt1958_perceptron", description=__doc__, base=BASE, run=run, default_seeds=20,
     settings={"margins": (0.2, 0.1, 0.05, 0.025), "num_points": 500, "epochs": 200, "xor_epochs": 1000,
               "xor_orders": 10, "random_classifiers": 100_000},
-    quick=cli.Quick(config={"num_epochs": 2},
+    quick=cli.Overrides(config={"num_epochs": 2},
                     settings={"margins": (0.2, 0.05), "num_points": 100, "epochs": 5, "xor_epochs": 10,
                               "xor_orders": 2, "random_classifiers": 1000}))
 cli.script(__name__, EXPERIMENT)

@@ -289,7 +289,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Rumelhart, Hinton & Williams (1986)", claim_ids=("F3",),
     name="rumelhart1986_xor_backprop", description=__doc__, base=BASE, run=run, default_seeds=200,
     settings={"hidden": (2, 4, 8, 16, 32)},
-    quick=cli.Quick(config={"num_epochs": 400}, settings={"hidden": (2, 4)}))
+    quick=cli.Overrides(config={"num_epochs": 400}, settings={"hidden": (2, 4)}))
 cli.script(__name__, EXPERIMENT)

@@ -300,8 +300,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Saxe, McClelland & Ganguli (2014)", claim_ids=("F5",),
     name="saxe2014_linear_collapse", description=__doc__, base=BASE, run=run, default_seeds=3,
     axes={"depth": DEPTHS}, settings={"collapse_depths": COLLAPSE_DEPTHS, "steps": STEPS},
-    quick=cli.Quick(config={"num_epochs": 2, "eval_every_epochs": 1}, axes={"depth": (2,)},
+    quick=cli.Overrides(config={"num_epochs": 2, "eval_every_epochs": 1}, axes={"depth": (2,)},
                     settings={"collapse_depths": (1, 3), "steps": 2000}))
 cli.script(__name__, EXPERIMENT)

@@ -292,7 +292,8 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="the seeds; Rumelhart, Hinton & Williams (1986)", claim_ids=("F4",),
     name="scratch_backprop", description=__doc__, base=BASE, run=run, default_seeds=3,
     settings={"grad_activations": ("relu", "tanh", "sigmoid", "gelu"), "fd_coords": 16},
-    quick=cli.Quick(config={"num_epochs": 1}, settings={"grad_activations": ("relu",), "fd_coords": 4}))
+    quick=cli.Overrides(config={"num_epochs": 1}, settings={"grad_activations": ("relu",), "fd_coords": 4}))
 cli.script(__name__, EXPERIMENT)

@@ -123,8 +123,9 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Srivastava et al. (2014)", claim_ids=("T8",),
     name="srivastava2014_dropout", description=__doc__, base=BASE, run=run, default_seeds=3,
     axes={"dropout_rate": DROPOUT_RATES},
-    quick=cli.Quick(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
+    quick=cli.Overrides(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
                     axes={"dropout_rate": (0.0, 0.5)}))
 cli.script(__name__, EXPERIMENT)

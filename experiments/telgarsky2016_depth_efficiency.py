@@ -310,9 +310,10 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Telgarsky (2016)", claim_ids=("F7",),
     name="telgarsky2016_depth_efficiency", description=__doc__, base=BASE, run=run, default_seeds=5,
     axes={"width": NAP_WIDTHS},
     settings={"archs": TRAINED_ARCHS, "region_seeds": REGION_SEEDS, "random_nets": RANDOM_NETS},
-    quick=cli.Quick(config={"num_epochs": 4, "eval_every_epochs": 2}, axes={"width": (4,)},
+    quick=cli.Overrides(config={"num_epochs": 4, "eval_every_epochs": 2}, axes={"width": (4,)},
                     settings={"archs": ((2, 2),), "region_seeds": 3, "random_nets": 10}))
 cli.script(__name__, EXPERIMENT)

@@ -180,6 +180,7 @@ def run(ctx: cli.Context) -> dict:
 
 
 EXPERIMENT = cli.Experiment(
+    paper="Zhang et al. (2017)", claim_ids=("T9",),
     name="zhang2017_memorization", description=__doc__, base=BASE, run=run, default_seeds=3,
-    axes={"label_noise": CORRUPTION}, quick=cli.Quick(config={"width": 32, "num_epochs": 2}))
+    axes={"label_noise": CORRUPTION}, quick=cli.Overrides(config={"width": 32, "num_epochs": 2}))
 cli.script(__name__, EXPERIMENT)

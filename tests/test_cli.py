@@ -55,7 +55,7 @@ def make_experiment(run=None, name="fake") -> cli.Experiment:
         name=name,
         description="A fake experiment.\n\nMore text.",
         base=Config(depth=3, width=16, num_epochs=4),
-        quick=cli.Quick(config={"num_epochs": 1, "width": 4}),
+        quick=cli.Overrides(config={"num_epochs": 1, "width": 4}),
         default_seeds=3,
         run=run or Recorder(),
     )
@@ -296,7 +296,7 @@ def test_quick_changes_config_axes_and_settings_in_one_place(tmp_path):
     run = Recorder()
     experiment = dataclasses.replace(
         make_experiment(run), axes={"depth": (1, 2, 4)}, settings={"steps": 1000, "widths": (8, 16)},
-        quick=cli.Quick(config={"num_epochs": 1}, axes={"depth": (1,)}, settings={"steps": 10}))
+        quick=cli.Overrides(config={"num_epochs": 1}, axes={"depth": (1,)}, settings={"steps": 10}))
     assert experiment.main(["--out", str(tmp_path / "full")]) == 0
     assert experiment.main(["--out", str(tmp_path / "quick"), "--quick"]) == 0
     full, quick = run.contexts
@@ -324,7 +324,7 @@ def test_garbage_set_values_never_give_a_traceback(capsys, key, value):
 
 def _gridded(run) -> cli.Experiment:
     return dataclasses.replace(make_experiment(run), axes={"depth": (1, 2, 4), "activation": ("relu", "tanh")},
-                               quick=cli.Quick(config={"num_epochs": 1, "width": 4},
+                               quick=cli.Overrides(config={"num_epochs": 1, "width": 4},
                                                axes={"depth": (1,), "activation": ("relu",)}))
 
 

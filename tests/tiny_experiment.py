@@ -39,6 +39,6 @@ def run(ctx):
 
 
 EXPERIMENT = cli.Experiment(name="tiny", description=__doc__, base=BASE, run=run, default_seeds=3,
-                            quick=cli.Quick(config={"num_epochs": 2}))
+                            quick=cli.Overrides(config={"num_epochs": 2}))
 main = EXPERIMENT.main
 cli.script(__name__, EXPERIMENT)

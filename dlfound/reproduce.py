@@ -7,6 +7,7 @@ A run resumes like any run, so re-running the command trains only what is missin
 OUT/REPRODUCE.md and OUT/reproduce.json, is rebuilt from every run directory in OUT: one row per
 claim, the datasets side by side, each with its verdict, its effects with their 95% paired-
 bootstrap intervals, the seed count and the wall time of the run that trained it.
+Reproductions of different claims into the same OUT may run at the same time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dlfound.files import read_json, write_bytes_atomic, write_json_atomic
 from dlfound.report import claim_sort_key
 
 BASE = "base"  # the column of each experiment's own dataset
-TABLE_FILE, STATE_FILE = "REPRODUCE.md", "reproduce.json"
+TABLE_FILE, STATE_FILE, TIMES_DIR = "REPRODUCE.md", "reproduce.json", "wall_times"
 README_BEGIN = "<!-- claims table: written by `dlfound reproduce --readme README.md`; do not edit -->"
 README_END = "<!-- end of claims table -->"
 
@@ -52,8 +53,23 @@ def run_dir(out: Path, experiment, dataset: str) -> Path:
     return out / (experiment.name if dataset == BASE else f"{experiment.name}-{dataset}")
 
 
-def run_one(out: Path, experiment, dataset: str, quick: bool, state: dict) -> int:
-    """Runs (or resumes) one experiment in its own process; records its wall time in `state`."""
+def read_times(out: Path) -> dict:
+    """{run directory name: {"experiment", "dataset", "exit", "wall_seconds"}} of the runs made here."""
+    times = {}
+    for path in sorted((out / TIMES_DIR).glob("*.json")):
+        try:
+            times[path.stem] = read_json(path)
+        except (OSError, ValueError):
+            continue  # a lost time is shown as unknown; the run's results are elsewhere
+    return times
+
+
+def run_one(out: Path, experiment, dataset: str, quick: bool) -> int:
+    """Runs (or resumes) one experiment in its own process; records its exit and wall time.
+
+    A resume of a finished run keeps the time of the run that trained it. Each run's time is its own
+    file (OUT/wall_times/<run>.json), so reproductions of different claims may run at once.
+    """
     path = run_dir(out, experiment, dataset)
     args = [sys.executable, "-m", "dlfound", "run", experiment.name, "--out", str(path)]
     args += (["--dataset", dataset] if dataset != BASE else []) + (["--quick"] if quick else [])
@@ -61,11 +77,12 @@ def run_one(out: Path, experiment, dataset: str, quick: bool, state: dict) -> in
     print(f"reproduce: {experiment.name} ({dataset}) -> {path}", file=sys.stderr, flush=True)
     start = time.perf_counter()
     code = subprocess.run(args).returncode
-    seconds = time.perf_counter() - start
-    entry = state.setdefault(path.name, {})
-    if not (finished_before and "wall_seconds" in entry):  # a resume that trained nothing keeps the time
-        entry["wall_seconds"] = round(seconds, 1)
+    entry = read_times(out).get(path.name, {})
+    if not (finished_before and "wall_seconds" in entry):
+        entry["wall_seconds"] = round(time.perf_counter() - start, 1)
     entry.update(experiment=experiment.name, dataset=dataset, exit=code)
+    (out / TIMES_DIR).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / TIMES_DIR / f"{path.name}.json", entry)
     return code
 
 
@@ -76,9 +93,9 @@ def _summary(path: Path) -> dict | None:
         return None
 
 
-def collect(out: Path, experiments: list, state: dict) -> list[dict]:
+def collect(out: Path, experiments: list) -> list[dict]:
     """One record per (experiment, dataset column) that has a run in `out`."""
-    records = []
+    records, state = [], read_times(out)
     for experiment in experiments:
         for dataset in (BASE, *experiment.datasets):
             path = run_dir(out, experiment, dataset)
@@ -131,20 +148,23 @@ def table(records: list[dict]) -> list[str]:
     return lines + [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 
-def write(out: Path, records: list[dict], state: dict) -> str:
+def write(out: Path, records: list[dict]) -> str:
     """Writes OUT/REPRODUCE.md and OUT/reproduce.json; returns the Markdown."""
     from dlfound.environment import environment_info
 
     claims = [c for r in records for c in r["claims"]]
     counts = ", ".join(f"{n} {v}" for v, n in count_verdicts(claims).items())
-    revision = environment_info().get("git_revision") or "unknown"
+    environment = environment_info()
+    revision = (environment.get("git_revision") or "unknown")[:12] + (" (with local changes)"
+                                                                    if environment.get("git_dirty") else "")
+    quick = " Quick runs: tiny budgets, verdicts not meaningful." if any(r["quick"] for r in records) else ""
     text = "\n".join([
         "# Reproduction of every claim", "",
-        f"{len(claims)} verdicts from {len(records)} runs: {counts}. Revision {revision}.", "",
+        f"{len(claims)} verdicts from {len(records)} runs: {counts}. Revision {revision}.{quick}", "",
         "A verdict is *reproduced* when the 95% paired-bootstrap interval over seeds of every judged "
         "quantity clears its criterion, *not reproduced* when one excludes it, *inconclusive* "
         "otherwise (dlfound.stats.paired_bootstrap).", "", *table(records), ""])
-    write_json_atomic(out / STATE_FILE, {"revision": revision, "state": state, "runs": records})
+    write_json_atomic(out / STATE_FILE, {"revision": revision, "runs": records})
     write_bytes_atomic(out / TABLE_FILE, text.encode())
     return text
 
@@ -173,14 +193,13 @@ def main(out: str, only: str | None, datasets: list[str], quick: bool, readme: s
                               f"{', '.join([BASE, *offered])}")
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
-    state = (read_json(path / STATE_FILE).get("state", {}) if (path / STATE_FILE).is_file() else {})
     failed = 0
     for column in columns:
         for experiment in experiments:
             if column == BASE or column in experiment.datasets:
-                failed += run_one(path, experiment, column, quick, state) != 0
-                write(path, collect(path, experiments, state), state)  # the table grows as runs finish
-    text = write(path, collect(path, declared(), state), state)
+                failed += run_one(path, experiment, column, quick) != 0
+                write(path, collect(path, declared()))  # the table grows as runs finish
+    text = write(path, collect(path, declared()))
     if readme:
         update_readme(Path(readme), text)
     print(path / TABLE_FILE)

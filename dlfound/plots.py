@@ -184,6 +184,21 @@ def lines(path, x, series: dict, xlabel: str, ylabel: str, title: str,
     return _save(fig, path)
 
 
+def histogram(path, values, xlabel: str, title: str, vlines: dict | None = None, bins: int = 40) -> Path:
+    """The distribution of `values` (one per seed; non-finite ones counted in the title), with `vlines`."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.hist(finite, bins=bins, color="0.55", edgecolor="white")
+    for (label, position), style in zip((vlines or {}).items(), ["--", ":", "-."] * 8):
+        ax.axvline(float(position), color="0.15", linestyle=style, linewidth=1.2, label=str(label))
+    missing = values.size - finite.size
+    _decorate(ax, xlabel, "seeds", title + (f"\n({missing} of {values.size} not finite, left out)"
+                                            if missing else ""))
+    return _save(fig, path)
+
+
 def _hlines(ax, hlines: dict | None) -> None:
     for label, y in (hlines or {}).items():
         ax.axhline(float(y), color="0.2", linestyle=":", linewidth=1.2, label=str(label))

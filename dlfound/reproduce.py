@@ -189,8 +189,8 @@ def main(out: str, only: str | None, datasets: list[str], quick: bool, readme: s
     for column in columns:
         offered = sorted({d for e in experiments for d in e.datasets})
         if column != BASE and column not in offered:
-            raise ConfigError(f"invalid --dataset {column!r}; these experiments declare: "
-                              f"{', '.join([BASE, *offered])}")
+            raise ConfigError(f"invalid --dataset {column!r}; valid: {BASE} (each experiment's own "
+                              f"dataset) or one the experiments declare: {', '.join(offered) or 'none'}")
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     failed = 0

@@ -306,6 +306,25 @@ def test_quick_changes_config_axes_and_settings_in_one_place(tmp_path):
                                                                   {"steps": 10, "widths": (8, 16)})
 
 
+
+def test_a_declared_dataset_adapts_the_budget_before_quick_and_set(tmp_path):
+    run = Recorder()
+    experiment = dataclasses.replace(
+        make_experiment(run), axes={"depth": (1, 2, 4)}, settings={"steps": 1000},
+        datasets={"moons": cli.Overrides(config={"num_epochs": 9, "width": 32}, axes={"depth": (2,)},
+                                         settings={"steps": 500})})
+    out = str(tmp_path / "run")
+    assert experiment.main(["--out", out + "1", "--dataset", "moons"]) == 0
+    assert experiment.main(["--out", out + "2", "--dataset", "moons", "--quick", "--set", "width=8"]) == 0
+    assert experiment.main(["--out", out + "3"]) == 0
+    moons, moons_quick, base = run.contexts
+    assert (moons.cfg.dataset, moons.cfg.num_epochs, moons.cfg.width) == ("moons", 9, 32)
+    assert (moons.axes, moons.settings) == ({"depth": (2,)}, {"steps": 500})
+    assert (moons_quick.cfg.num_epochs, moons_quick.cfg.width) == (1, 8)  # --quick, then --set, win
+    assert (base.cfg.dataset, base.cfg.num_epochs, base.axes["depth"]) == ("mnist1d", 4, (1, 2, 4))
+    rerun = experiment.main(["--from", out + "1", "--out", out + "4"])
+    assert rerun == 0 and run.contexts[-1].cfg == moons.cfg and run.contexts[-1].settings == moons.settings
+
 settable = st.sampled_from(field_names()) | st.text(min_size=1, max_size=8)
 garbage = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 

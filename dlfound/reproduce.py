@@ -12,6 +12,7 @@ Reproductions of different claims into the same OUT may run at the same time.
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import time
@@ -64,10 +65,17 @@ def read_times(out: Path) -> dict:
     return times
 
 
+def _children_cpu_seconds() -> float:
+    """User + system CPU time of this process's finished children (the runs), which other load on
+    the machine does not inflate the way it inflates wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_one(out: Path, experiment, dataset: str, quick: bool) -> int:
     """Runs (or resumes) one experiment in its own process; records its exit and wall time.
 
-    A resume of a finished run keeps the time of the run that trained it. Each run's time is its own
+    A resume of a finished run keeps the times of the run that trained it. Each run's time is its own
     file (OUT/wall_times/<run>.json), so reproductions of different claims may run at once.
     """
     path = run_dir(out, experiment, dataset)
@@ -75,11 +83,12 @@ def run_one(out: Path, experiment, dataset: str, quick: bool) -> int:
     args += (["--dataset", dataset] if dataset != BASE else []) + (["--quick"] if quick else [])
     finished_before = (path / "summary.json").is_file()
     print(f"reproduce: {experiment.name} ({dataset}) -> {path}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _children_cpu_seconds()
     code = subprocess.run(args).returncode
     entry = read_times(out).get(path.name, {})
     if not (finished_before and "wall_seconds" in entry):
         entry["wall_seconds"] = round(time.perf_counter() - start, 1)
+        entry["cpu_seconds"] = round(_children_cpu_seconds() - cpu_start, 1)
     entry.update(experiment=experiment.name, dataset=dataset, exit=code)
     (out / TIMES_DIR).mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / TIMES_DIR / f"{path.name}.json", entry)
@@ -107,7 +116,8 @@ def collect(out: Path, experiments: list) -> list[dict]:
                 "experiment": experiment.name, "paper": experiment.paper, "column": dataset,
                 "dataset": (summary or {}).get("config", {}).get("dataset", dataset),
                 "seeds": len((summary or {}).get("seeds", [])), "quick": bool((summary or {}).get("quick")),
-                "wall_seconds": entry.get("wall_seconds"), "exit": entry.get("exit", 0),
+                "wall_seconds": entry.get("wall_seconds"), "cpu_seconds": entry.get("cpu_seconds"),
+                "exit": entry.get("exit", 0),
                 "claims": (summary or {}).get("claims", [])})
     return records
 

@@ -22,17 +22,21 @@ Setup:  as CLAIMS.md C04: sigmoid hidden and output units, summed squared error
         Epochs to solve = number of updates before the first solved evaluation (inf if never);
         medians are over all seeds with unsolved runs as inf. A failed run whose loss moved less
         than 1e-4 over its last 1000 epochs is counted as stuck (local minimum or plateau).
-Run:    python -m experiments.rumelhart1986_xor_backprop           # ~20-40 s on 2 CPU cores
+Run:    python -m experiments.rumelhart1986_xor_backprop           # ~0.5 min on 2 CPU cores (estimated)
         python -m experiments.rumelhart1986_xor_backprop --quick   # seconds; smoke test only
 Expect: (calibration, CLAIMS.md C04) H=2 solves ~96% with median ~270 epochs; median epochs
         ~175, 130, 100, 87 at H = 4, 8, 16, 32, all solved; 1 hidden unit + direct links ~99%
         solved, median ~250 (the chapter's single run: 558).
-Pass:   as CLAIMS.md C04: (1) H=2 solves >= 85% of seeds within 5000 epochs with median epochs in
-        [100, 1500]; (2) median epochs fall at every step from H=2 to H=32 and
-        median(32) <= 0.6 x median(2); (3) at most 10% unsolved at every H and no more failures at
-        H=32 than at H=2 (failures are reported, never required). Added: (4) 1 hidden unit +
-        direct links solves >= 85%; (5) Chauvin's formula: each median within a factor of 2 of
-        280 - 33 log2 H (a loose check: his stopping rule and setup are not recorded here).
+Pass:   as CLAIMS.md C04, each quantity judged by its 95% paired-bootstrap interval over the 200
+        seeds (seed s is the same key in every net; medians count unsolved runs as inf): (1) H=2:
+        the fraction of seeds solved within 5000 epochs above 0.85 and the median epochs inside
+        [100, 1500]; (2) median(H=b) / median(H=a) below 1 at every step from H=2 to H=32 and
+        median(32) / median(2) below 0.6; (3) the largest fraction unsolved over H below 0.10, and
+        the fraction unsolved at H=2 minus at H=32 above 0 (rarer with more hidden units; the old
+        "no more failures" test was <=, which an interval cannot establish). Added: (4) 1 hidden
+        unit + direct links: fraction solved above 0.85; (5) Chauvin's formula: the largest
+        |log2(median / (280 - 33 log2 H))| over H below 1, i.e. each median within a factor of 2
+        (a loose check: his stopping rule and setup are not recorded here).
 Length: longer than most: it trains the PDP nets with its own scan (biases drawn like weights,
         direct input-output links; see Setup), which the library's MLP and trainer do not offer.
 """
@@ -151,29 +155,73 @@ def _summarise(result) -> dict:
             "outputs": np.asarray(result["outputs"]), "params": jax.tree.map(np.asarray, result["params"])}
 
 
+def median_ratio(top: str, bottom: str):
+    """The statistic median(top) / median(bottom) over seeds, for `claims.effect` (inf/inf is NaN)."""
+    def statistic(v):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.median(v[top], -1) / np.median(v[bottom], -1)
+    return statistic
+
+
+def largest_mean(v: dict) -> np.ndarray:
+    """The largest of the cells' means over seeds: a statistic for `claims.effect`, (R, S) -> (R,)."""
+    return np.max(np.stack([a.mean(-1) for a in v.values()]), axis=0)
+
+
+def largest_log2_distance(targets: dict):
+    """The statistic max over cells of |log2(median / target)|: below 1 means every median is within a
+    factor of 2 of its target (`targets`: {cell: target})."""
+    def statistic(v):
+        with np.errstate(divide="ignore"):
+            return np.max(np.stack([np.abs(np.log2(np.median(a, -1) / targets[k])) for k, a in v.items()]), 0)
+    return statistic
+
+
+def _median(name: str):
+    return lambda v: np.median(v[name], -1)
+
+
+def _mean(name: str):
+    return lambda v: v[name].mean(-1)
+
+
+def _slower(epochs: dict, top: str, bottom: str, threshold: float, label: str = "") -> dict:
+    """The effect median epochs(top) / median epochs(bottom), which must lie below `threshold`."""
+    return claims.effect(f"median epochs, {top} / {bottom}{label}", median_ratio(top, bottom),
+                         {bottom: epochs[bottom], top: epochs[top]}, threshold, higher_passes=False)
+
+
 def _judge_solves(runs: dict, hidden: tuple, epochs_budget: int, quick: bool) -> list[dict]:
     h2, direct = runs[hidden[0]], runs[DIRECT]
     frac, med = float(h2["solved"].mean()), h2["median"][0.5]
     direct_pct = float(np.mean(direct["epochs"][0.5] <= PDP_DIRECT_SWEEPS))
+    key = f"H={hidden[0]}"
+    effects = [claims.effect(f"fraction of seeds solved, {key}", _mean(key), {key: h2["solved"]}, MIN_SOLVED)]
+    effects += [claims.effect(f"median epochs to solve, {key} ({end} end)", _median(key),
+                              {key: h2["epochs"][0.5]}, bound, higher_passes=end == "low")
+                for bound, end in zip(MEDIAN_RANGE, ("low", "high"))]
+    direct_effect = claims.effect("fraction of seeds solved, 1 hidden unit + direct links", _mean(DIRECT),
+                                  {DIRECT: direct["solved"]}, MIN_SOLVED)
     return [
         claims.judge(
             "F3", "Backprop trains a 2-2-1 sigmoid net to solve XOR (Rumelhart, Hinton & Williams 1986)",
-            f"H=2 solves (all outputs within 0.5 of target) in >= {MIN_SOLVED:.0%} of seeds within "
-            f"{epochs_budget} epochs, median epochs in {list(MEDIAN_RANGE)}",
-            frac >= MIN_SOLVED and MEDIAN_RANGE[0] <= med <= MEDIAN_RANGE[1],
+            f"H=2 (solved: all outputs within 0.5 of target within {epochs_budget} epochs): the 95% interval "
+            f"of the fraction of seeds solved lies above {MIN_SOLVED}, and that of the median epochs to "
+            f"solve (unsolved = inf) inside {list(MEDIAN_RANGE)}",
+            claims.outcome(effects),
             f"H=2: solved {frac:.1%} of {h2['solved'].size} seeds, median epochs {claims.fmt(med)} "
             f"(tolerance 0.1: {claims.fmt(h2['median'][0.1])}), epochs of solved runs 5-95%: "
             f"{claims.fmt(_quantiles(h2['epochs'][0.5]))}",
             {"solved_fraction": frac, "median_epochs": med, "epochs": h2["epochs"][0.5].tolist()},
-            quick=quick),
+            quick=quick, effects=effects),
         claims.judge(
             "F3", "One hidden unit with direct input-output links learns XOR (PDP p. 331: 558 sweeps)",
-            f"solved in >= {MIN_SOLVED:.0%} of seeds",
-            float(direct["solved"].mean()) >= MIN_SOLVED,
+            f"the 95% interval of the fraction of seeds solved lies above {MIN_SOLVED}",
+            claims.outcome([direct_effect]),
             f"solved {direct['solved'].mean():.1%}, median epochs {claims.fmt(direct['median'][0.5])}; "
             f"{direct_pct:.0%} of seeds solve within the chapter's {PDP_DIRECT_SWEEPS} sweeps",
             {"solved_fraction": float(direct["solved"].mean()), "median_epochs": direct["median"][0.5],
-             "fraction_within_558": direct_pct}, quick=quick),
+             "fraction_within_558": direct_pct}, quick=quick, effects=[direct_effect]),
     ]
 
 
@@ -190,33 +238,46 @@ def _judge_scaling(runs: dict, hidden: tuple, quick: bool) -> list[dict]:
              if len(finite) > 1 else float("nan"))
     failure_outputs = {h: runs[h]["outputs"][~runs[h]["solved"]][:3].astype(float).round(2).tolist()
                        for h in hidden}
+    epochs = {f"H={h}": runs[h]["epochs"][0.5] for h in hidden}
+    unsolved = {f"H={h}": (~runs[h]["solved"]).astype(float) for h in hidden}
+    faster = [_slower(epochs, f"H={b}", f"H={a}", 1.0) for a, b in itertools.pairwise(hidden)]
+    faster.append(_slower(epochs, f"H={hmax}", f"H={h2}", SPEEDUP, " (overall)"))
+    pair = {k: unsolved[k] for k in (f"H={h2}", f"H={hmax}")}
+    rare = [claims.effect("largest fraction unsolved over H", largest_mean, unsolved, MAX_UNSOLVED,
+                          higher_passes=False),
+            claims.effect(f"fraction unsolved, H={h2} - H={hmax}", claims.mean_difference(*pair), pair, 0.0)]
+    targets = {f"H={h}": chauvin(h) for h in hidden}
+    fit = [claims.effect("largest |log2(median epochs / (280 - 33 log2 H))| over H",
+                         largest_log2_distance(targets), epochs, 1.0, higher_passes=False)]
     return [
         claims.judge(
             "F3", "More hidden units learn XOR faster",
-            f"median epochs fall at every step from H={h2} to H={hmax} and median(H={hmax}) <= "
-            f"{SPEEDUP} x median(H={h2})",
-            all(med[a] > med[b] for a, b in itertools.pairwise(hidden)) and med[hmax] <= SPEEDUP * med[h2],
+            f"95% intervals over seeds (unsolved = inf): median(H=b) / median(H=a) epochs to solve below 1 "
+            f"at every step from H={h2} to H={hmax}, and median(H={hmax}) / median(H={h2}) below {SPEEDUP}",
+            claims.outcome(faster),
             "median epochs to solve: " + ", ".join(f"H={h} {claims.fmt(med[h])}" for h in hidden)
             + f"; ratio H={hmax}/H={h2} {claims.fmt(claims.ratio(med[hmax], med[h2]))}",
             {"median_epochs": med, "median_epochs_tol_0.1": {h: runs[h]["median"][0.1] for h in hidden}},
-            quick=quick),
+            quick=quick, effects=faster),
         claims.judge(
             "F3", "Local minima are rare, and rarer with more hidden units",
-            f"unsolved <= {MAX_UNSOLVED:.0%} at every H and no more failures at H={hmax} than at H={h2} "
-            "(failures are not required)",
-            all(fails[h] <= MAX_UNSOLVED * n for h in hidden) and fails[hmax] <= fails[h2],
+            f"95% intervals over seeds: the fraction unsolved below {MAX_UNSOLVED} at every H (their "
+            f"largest), and fraction unsolved at H={h2} minus at H={hmax} above 0",
+            claims.outcome(rare),
             "unsolved (stuck on a plateau) of " + str(n) + ": "
             + ", ".join(f"H={h} {fails[h]} ({stuck_n[h]})" for h in hidden)
             + f", 1+direct {int((~direct['solved']).sum())} ({int(direct['stuck'].sum())}); final outputs of "
             f"failed H={h2} runs (patterns 00, 01, 10, 11): {failure_outputs[h2]}",
-            {"unsolved": fails, "stuck": stuck_n, "failure_outputs": failure_outputs}, quick=quick),
+            {"unsolved": fails, "stuck": stuck_n, "failure_outputs": failure_outputs},
+            quick=quick, effects=rare),
         claims.judge(
             "F3", "Chauvin's scaling P ~ 280 - 33 log2 H (PDP p. 333)",
-            "median epochs within a factor of 2 of 280 - 33 log2 H at every H",
-            all(0.5 <= ratios[h] <= 2.0 for h in hidden),
+            "median epochs (unsolved = inf) within a factor of 2 of 280 - 33 log2 H at every H: the 95% "
+            "interval of the largest |log2(median / (280 - 33 log2 H))| over H lies below 1",
+            claims.outcome(fit),
             "measured / Chauvin: " + ", ".join(f"H={h} {claims.fmt(med[h])}/{chauvin(h):.0f}" for h in hidden)
             + f"; fitted slope {claims.fmt(slope)} epochs per doubling of H (Chauvin -33)",
-            {"ratio": ratios, "slope_per_doubling": slope}, quick=quick),
+            {"ratio": ratios, "slope_per_doubling": slope}, quick=quick, effects=fit),
     ]
 
 

@@ -19,18 +19,45 @@ XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 XOR_Y = np.array([0, 1, 1, 0], np.int32)
 
 
-def _claim_ids(out_dir):
-    summary = json.loads((out_dir / "summary.json").read_text())
-    found = summary["claims"]
-    return {c["id"] for c in (found.values() if isinstance(found, dict) else found)}
+def _claims(out_dir):
+    found = json.loads((out_dir / "summary.json").read_text())["claims"]
+    return list(found.values() if isinstance(found, dict) else found)
+
+
+BOUND = "largest mean updates / (R/gamma)^2 over "
+# Per claim record, in order, the names of its effects under --quick; None: exact, no "effects" at all.
+QUICK_EFFECTS = {
+    "F1": [[BOUND + "and, or, not, blobs"], [BOUND + "gamma 0.2, 0.05"],
+           ["median updates, gamma 0.05 / gamma 0.2"], None],
+    "F2": [None, None, None],
+    "F3": [["fraction of seeds solved, H=2", "median epochs to solve, H=2 (low end)",
+            "median epochs to solve, H=2 (high end)"],
+           ["fraction of seeds solved, 1 hidden unit + direct links"],
+           ["median epochs, H=4 / H=2", "median epochs, H=4 / H=2 (overall)"],
+           ["largest fraction unsolved over H", "fraction unsolved, H=2 - H=4"],
+           ["largest |log2(median epochs / (280 - 33 log2 H))| over H"]],
+    "F4": [["mean over seeds of float64 max |loss difference|"],
+           ["mean over seeds of float32 first-epoch max |loss difference|",
+            "mean over seeds of float32 |test accuracy difference|"], None, None],
+}
 
 
 @pytest.mark.parametrize("module, claim_id", [(f1, "F1"), (f2, "F2"), (f3, "F3"), (f4, "F4")],
                          ids=["F1", "F2", "F3", "F4"])
-def test_quick_run_writes_summary_with_claim_ids(tmp_path, module, claim_id):
+def test_quick_run_writes_summary_with_claim_ids_and_effects(tmp_path, module, claim_id):
     assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
-    assert _claim_ids(tmp_path) == {claim_id}
+    records = _claims(tmp_path)
+    assert {c["id"] for c in records} == {claim_id}
+    names = [[e["name"] for e in c["effects"]] if "effects" in c else None for c in records]
+    assert names == QUICK_EFFECTS[claim_id]
+    for effect in (e for c in records for e in c.get("effects", [])):
+        assert effect["seeds"] == 2 and effect["verdict"] == "inconclusive"  # < 8 seeds decide nothing
     assert list(tmp_path.glob("*.png"))
+
+
+def test_default_seed_counts_can_decide():
+    assert f1.EXPERIMENT.default_seeds >= 16 and f3.EXPERIMENT.default_seeds >= 16
+    assert f4.EXPERIMENT.default_seeds >= 16
 
 
 # F2: threshold logic
@@ -82,6 +109,22 @@ def test_fixed_order_perceptron_cycles_on_xor_and_settles_on_and():
     assert epoch is not None and period == 1 and mistakes == 0
 
 
+def test_bound_fraction_and_largest_mean():
+    np.testing.assert_array_equal(f1.bound_fraction([2, 5, 3], [10, 10, 4], [True, False, True]),
+                                  [0.2, np.inf, 0.75])
+    cells = {"a": np.array([[1.0, 2.0], [3.0, 5.0]]), "b": np.array([[2.0, 2.0], [0.0, 0.0]])}
+    np.testing.assert_array_equal(f1.largest_mean(cells), [2.0, 4.0])  # means a (1.5, 4), b (2, 0)
+
+
+def test_median_ratio_handles_never_reached_targets():
+    for module in (f1, f3):
+        ratio = module.median_ratio("top", "bottom")
+        np.testing.assert_array_equal(ratio({"top": np.array([[2.0, 4.0, 6.0]]),
+                                             "bottom": np.array([[1.0, 2.0, 30.0]])}), [2.0])
+        assert np.isnan(ratio({"top": np.array([[np.inf, np.inf, 1.0]]),
+                               "bottom": np.array([[np.inf, np.inf, 2.0]])})[0])
+
+
 def test_perceptron_runs_respect_the_bound_on_planted_data():
     x, y, _ = f1.planted_margin_data(200, 0.1, seed=0)
     result = f1._train_runs(jax.random.split(jax.random.key(0), 3), jnp.asarray(x), jnp.asarray(y), 50)
@@ -104,6 +147,14 @@ def test_epochs_to_solve_and_stuck_runs():
 def test_chauvin_formula():
     assert f3.chauvin(2) == pytest.approx(247.0)
     assert f3.chauvin(32) == pytest.approx(115.0)
+
+
+def test_largest_log2_distance_is_the_worst_factor_from_the_target():
+    statistic = f3.largest_log2_distance({"a": 100.0, "b": 50.0})
+    values = {"a": np.array([[400.0, 400.0, 1.0], [100.0, 100.0, 100.0]]),
+              "b": np.array([[25.0, 25.0, 25.0], [50.0, np.inf, np.inf]])}
+    # row 0: |log2(400/100)| = 2, |log2(25/50)| = 1; row 1: 0 and a median of inf (never solved)
+    np.testing.assert_array_equal(statistic(values), [2.0, np.inf])
 
 
 @pytest.mark.parametrize("hidden, direct", [(2, False), (1, True)])
@@ -143,6 +194,28 @@ def test_gradient_checks_are_tiny_for_backprop_and_catch_a_wrong_gradient():
         wrong, _ = f4._gradients(params, x, y, "sigmoid", "cross_entropy")
         _, right = f4._gradients(params, x, y, "tanh", "cross_entropy")
         assert f4.rel_err(wrong[0][0], right[0][0]) > 1e-2
+
+
+@pytest.mark.parametrize("autodiff", [False, True])
+def test_train_by_epoch_is_backprop_train_step_for_step(autodiff):
+    k_x, k_y = jax.random.split(jax.random.key(3))
+    x = jax.random.normal(k_x, (100, 5))
+    y = jax.random.randint(k_y, (100,), 0, 3)
+    grad_fn = ((lambda p, xb, yb: jax.value_and_grad(bp.loss_value)(p, xb, yb, "relu", "cross_entropy"))
+               if autodiff else None)
+    sizes, key = [5, 8, 3], jax.random.key(7)
+    want_params, want = bp.train(key, x, y, sizes, "relu", "cross_entropy", 0.1, 3 * 6, 16, scheme="he",
+                                 grad_fn=grad_fn)
+    params, losses = f4.train_by_epoch(key, x, y, sizes, "relu", "cross_entropy", 0.1, 3, 16, "he", grad_fn)
+    np.testing.assert_array_equal(losses, want)
+    for got, expected in zip(jax.tree.leaves(params), jax.tree.leaves(want_params)):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_mean_below_is_an_effect_of_the_mean():
+    effect = f4.mean_below("gap", np.array([0.0, 0.01, 0.02, 0.03, 0.0, 0.01, 0.02, 0.03]), 0.05)
+    assert effect["estimate"] == pytest.approx(0.015) and not effect["higher_passes"]
+    assert effect["low"] <= 0.015 <= effect["high"] < 0.05 and effect["verdict"] == "reproduced"
 
 
 def test_decision_regions_writes_a_png(tmp_path):

@@ -15,23 +15,28 @@ Setup:  As the repository's MLPBase and LinearBase: 40-100-100-10 ReLU with a re
         here, U(+-1/sqrt(fan_in)) in PyTorch), cross-entropy, Adam lr 1e-2, batch 100, 6000
         steps (150 epochs of the 4000 training sequences, reshuffled every epoch; the notebook
         cycles through them in order), no validation carve. Inputs standardized by one scalar
-        mean and std of the training set (a rescaling the linear and MLP models absorb). 5
+        mean and std of the training set (a rescaling the linear and MLP models absorb). 20
         seeds vmapped. Shuffled inputs: the same MLP trained on the inputs with one fixed random
-        permutation of the 40 positions (5 seeds). Exact check (seed 0): the MLP trained on the
-        permuted inputs with its first-layer init rows permuted the same way and the same
-        minibatch order, compared with the original run on the test set after every epoch.
-Run:    python -m experiments.greydanus2020_mnist1d           # ~20 s on 2 CPU cores
+        permutation of the 40 positions (the same 20 seeds, so paired). Exact check (every seed,
+        first epoch; seed 0 along all 150 epochs for the plot): the MLP trained on the permuted
+        inputs with its first-layer init rows permuted the same way and the same minibatch
+        order, compared with the original run on the test set after every epoch.
+Run:    python -m experiments.greydanus2020_mnist1d           # ~1 min on 2 CPU cores (estimated)
         python -m experiments.greydanus2020_mnist1d --quick   # seconds; smoke test only
-Expect: logistic regression ~0.31, MLP ~0.65 (train accuracy ~1.0), the same on shuffled inputs;
+Expect: logistic regression ~0.32, MLP ~0.66 (train accuracy ~1.0), the same on shuffled inputs;
         the permuted and original runs agree to float32 rounding (~4e-6 on logits of ~20) for
-        the first ~10 epochs, then the rounding difference is amplified to a different network
-        (~80% agreement after 150 epochs): exact equivariance holds in real arithmetic only.
-Pass:   C18's criterion: mean test accuracy of logistic regression in [0.27, 0.37], of the MLP in
-        [0.60, 0.75], and MLP - logistic >= 25 points in every seed (paired by seed); shuffled
-        MLP within 3 points of the original (mean over seeds); and C18's exactness check,
-        after the first epoch (40 steps, where float32 rounding has not yet been amplified):
-        the same predicted class on every test sequence and logits within 1e-5 x max(1,
-        max|logit|) (C18: "identical to 1e-5"; relative, since the logits are ~20).
+        the first epochs in most seeds, then the rounding difference is amplified to a different
+        network (~75% agreement after 150 epochs): exact equivariance holds in real arithmetic
+        only. In some seeds (seed 8 of 0..15: 0.19 after epoch 1, 97.7% agreement) Adam amplifies
+        it within the first epoch already, which the every-seed check does not forgive.
+Pass:   C18's criterion on 95% paired-bootstrap intervals over seeds: the interval of the mean
+        test accuracy of logistic regression within [0.27, 0.37] and of the MLP within [0.60,
+        0.75], and of mean(MLP - logistic) (paired by seed; C18: in every seed) above 25 points;
+        of |mean(shuffled MLP) - mean(MLP)| below 3 points; and C18's exactness check (exact: an
+        identity checked on every seed's pair), after the first epoch (40 steps, where float32
+        rounding has not yet been amplified): the same predicted class on every test sequence
+        and logits within 1e-5 x max(1, max|logit|) (C18: "identical to 1e-5"; relative, since
+        the logits are ~20).
 """
 
 from __future__ import annotations
@@ -60,15 +65,15 @@ LOGIT_RTOL = 1e-5
 PERMUTATION_SEED = 0
 
 
-def permutation_pair(cfg: Config, data, seed: int, perm: np.ndarray) -> dict:
+def permutation_pair(cfg: Config, data, seeds, perm: np.ndarray) -> dict:
     """Trains the model on x and on x[:, perm] with first-layer rows permuted alike; same batches.
 
     With W' = W[perm], x[:, perm] @ W' = x @ W, and every gradient and Adam moment of W' is the
     same permutation of W's, so in exact arithmetic the two runs compute one function at every
     step. In float32 the permuted sums round differently, and training amplifies that.
 
-    Returns, after each epoch (E,), the max |test logit difference|, the max |test logit| and
-    the fraction of test sequences with the same predicted class.
+    Returns, per seed and after each epoch (S, E), the max |test logit difference|, the max
+    |test logit| and the fraction of test sequences with the same predicted class.
     """
     hparams = Hyperparams.from_config(cfg)
 
@@ -92,7 +97,9 @@ def permutation_pair(cfg: Config, data, seed: int, perm: np.ndarray) -> dict:
 
     x_train = jnp.reshape(data.x_train, (data.num_train, -1))
     x_test = jnp.reshape(data.x_test, (data.x_test.shape[0], -1))
-    out = jax.jit(run)(jax.random.key(seed), x_train, x_train[:, perm], data.y_train, x_test, x_test[:, perm])
+    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
+    out = jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None, None)))(
+        keys, x_train, x_train[:, perm], data.y_train, x_test, x_test[:, perm])
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -104,43 +111,82 @@ def shuffled(data, perm: np.ndarray):
     return data.replace(x_train=move(data.x_train), x_val=move(data.x_val), x_test=move(data.x_test))
 
 
-def _judge(logistic, mlp, mlp_shuffled, pair, epoch_steps, quick) -> list[dict]:
+def band_effects(name: str, values: np.ndarray, band: tuple) -> list[dict]:
+    """The mean over seeds of `values` against each end of `band` (two effects: above, below)."""
+    def mean(v):
+        return v[name].mean(-1)
+
+    return [claims.effect(f"{name} mean test accuracy >= {band[0]}", mean, {name: values}, band[0]),
+            claims.effect(f"{name} mean test accuracy <= {band[1]}", mean, {name: values}, band[1],
+                          higher_passes=False)]
+
+
+def absolute_mean_difference(a: str, b: str):
+    """The statistic |mean(a) - mean(b)| over seeds, for `claims.effect`."""
+    return lambda v: np.abs(v[a].mean(-1) - v[b].mean(-1))
+
+
+def equivariant_seeds(pair: dict) -> np.ndarray:
+    """Per seed: the same class on every test sequence and logits within LOGIT_RTOL after epoch 1."""
+    diff, scale = pair["max_abs_diff"][:, 0], pair["max_abs_logit"][:, 0]
+    return (pair["agreement"][:, 0] == 1.0) & (diff <= LOGIT_RTOL * np.maximum(1.0, scale))
+
+
+def equivariant_after_first_epoch(pair: dict) -> bool:
+    """The exact check: `equivariant_seeds` holds for every seed."""
+    return bool(np.all(equivariant_seeds(pair)))
+
+
+def _judge(logistic, mlp, mlp_shuffled, check, pair, seeds, epoch_steps, quick) -> list[dict]:
     gaps = mlp - logistic
-    in_bands = {name: BANDS[name][0] <= acc.mean() <= BANDS[name][1]
-                for name, acc in (("logistic", logistic), ("mlp", mlp))}
+    accuracy = {"mlp": mlp, "logistic": logistic}
+    effects = [*band_effects("logistic", logistic, BANDS["logistic"]),
+               *band_effects("mlp", mlp, BANDS["mlp"]),
+               claims.effect("mean(MLP - logistic) test accuracy", claims.mean_difference("mlp", "logistic"),
+                             accuracy, MIN_GAP)]
     out = [claims.judge(
         "T13", "MNIST-1D separates models: logistic regression ~32%, the MLP baseline ~68% (Greydanus 2020)",
-        f"mean test accuracy: logistic in {list(BANDS['logistic'])}, MLP in {list(BANDS['mlp'])}; "
-        f"MLP - logistic >= {MIN_GAP:.0%} points in every seed",
-        all(in_bands.values()) and bool(np.all(gaps >= MIN_GAP)),
+        f"95% intervals over seeds: of the mean test accuracy of logistic regression within "
+        f"{list(BANDS['logistic'])} and of the MLP within {list(BANDS['mlp'])} (each end an effect), and "
+        f"of mean(MLP - logistic) (paired by seed) above {MIN_GAP:.0%} points",
+        claims.outcome(effects),
         f"logistic {claims.fmt(logistic.mean())} (seeds {claims.fmt(logistic)}; "
         f"published {PUBLISHED['logistic']}), "
         f"MLP {claims.fmt(mlp.mean())} (seeds {claims.fmt(mlp)}; published {PUBLISHED['mlp']}), "
         f"gap per seed {claims.fmt(gaps)}",
-        {"logistic": logistic.tolist(), "mlp": mlp.tolist(), "published": PUBLISHED}, quick=quick)]
+        {"logistic": logistic.tolist(), "mlp": mlp.tolist(), "published": PUBLISHED}, quick=quick,
+        effects=effects)]
     shift = float(mlp_shuffled.mean() - mlp.mean())
+    effects = [claims.effect("|mean(shuffled) - mean(original)| MLP test accuracy",
+                             absolute_mean_difference("shuffled", "original"),
+                             {"shuffled": mlp_shuffled, "original": mlp}, SHUFFLE_GAP, higher_passes=False)]
     out.append(claims.judge(
         "T13", "The MLP is as accurate on spatially shuffled MNIST-1D (README: 68% on both)",
-        f"|mean test acc(shuffled inputs) - mean test acc(original)| <= {SHUFFLE_GAP:.0%} points",
-        abs(shift) <= SHUFFLE_GAP,
+        f"95% interval over seeds of |mean test acc(shuffled inputs) - mean test acc(original)| (paired by "
+        f"seed) below {SHUFFLE_GAP:.0%} points",
+        claims.outcome(effects),
         f"shuffled {claims.fmt(mlp_shuffled.mean())} (seeds {claims.fmt(mlp_shuffled)}) vs original "
-        f"{claims.fmt(mlp.mean())}: {shift:+.3f}", {"mlp_shuffled": mlp_shuffled.tolist()}, quick=quick))
-    first_diff, first_scale = float(pair["max_abs_diff"][0]), float(pair["max_abs_logit"][0])
-    split = np.flatnonzero(pair["agreement"] < 1.0)
+        f"{claims.fmt(mlp.mean())}: {shift:+.3f}", {"mlp_shuffled": mlp_shuffled.tolist()}, quick=quick,
+        effects=effects))
+    first_diff, first_scale = check["max_abs_diff"][:, 0], check["max_abs_logit"][:, 0]
+    split = np.flatnonzero(pair["agreement"][0] < 1.0)
     out.append(claims.judge(
         "T13", "An MLP is permutation-equivariant: permuting the inputs and the first layer's rows alike "
                "gives the same function along training (exact in real arithmetic)",
-        f"after the first epoch ({epoch_steps} steps) the two runs predict the same class on every test "
-        f"sequence and their logits differ by <= {LOGIT_RTOL:g} x max(1, max|logit|)",
-        bool(pair["agreement"][0] == 1.0) and first_diff <= LOGIT_RTOL * max(1.0, first_scale),
-        f"after epoch 1: max |logit difference| {claims.fmt(first_diff)} "
-        f"(max |logit| {claims.fmt(first_scale)}), "
-        f"agreement {pair['agreement'][0]:.1%}; float32 rounding then grows along training: "
-        f"max difference {claims.fmt(pair['max_abs_diff'][-1])} "
-        f"and agreement {pair['agreement'][-1]:.1%} after "
-        f"{len(pair['agreement'])} epochs (first disagreement at epoch "
+        f"exact, on every seed: after the first epoch ({epoch_steps} steps) the two runs predict the same "
+        f"class on every test sequence and their logits differ by <= {LOGIT_RTOL:g} x max(1, max|logit|)",
+        equivariant_after_first_epoch(check),
+        f"after epoch 1, equivariant on {int(equivariant_seeds(check).sum())} of {len(first_diff)} seeds "
+        f"(failing: {np.asarray(seeds)[~equivariant_seeds(check)].tolist()}): max |logit difference| "
+        f"{claims.fmt(first_diff.max())} "
+        f"(max |logit| up to {claims.fmt(first_scale.max())}), "
+        f"lowest agreement {check['agreement'][:, 0].min():.1%}; seed {seeds[0]}: float32 rounding then "
+        f"grows along training: max difference {claims.fmt(pair['max_abs_diff'][0, -1])} "
+        f"and agreement {pair['agreement'][0, -1]:.1%} after "
+        f"{pair['agreement'].shape[1]} epochs (first disagreement at epoch "
         f"{int(split[0]) + 1 if split.size else 'never'})",
-        {k: v.tolist() for k, v in pair.items()}, quick=quick))
+        {"first_epoch": {k: v[:, 0].tolist() for k, v in check.items()},
+         f"seed_{seeds[0]}": {k: v[0].tolist() for k, v in pair.items()}}, quick=quick))
     return out
 
 
@@ -164,10 +210,10 @@ def _plots(ctx, table: Table, moved: Table, pair: dict) -> None:
                              "MLP, shuffled inputs": moved.history("test_accuracy", depth=depth),
                              "logistic regression": table.history("test_accuracy", depth=0)},
                             "step", "test accuracy", f"{ctx.cfg.dataset}: MLP vs logistic regression")
-    epochs = np.arange(1, len(pair["max_abs_diff"]) + 1)
+    epochs = np.arange(1, pair["max_abs_diff"].shape[1] + 1)
     plots.lines(ctx.run_dir.file("permutation_divergence.png"), epochs,
-                {"max |logit difference|": np.maximum(pair["max_abs_diff"], 1e-12),
-                 "max |logit|": pair["max_abs_logit"]},
+                {"max |logit difference|": np.maximum(pair["max_abs_diff"][0], 1e-12),
+                 "max |logit|": pair["max_abs_logit"][0]},
                 "epoch", "test logits", "Permuted vs original run: float32 rounding grows along training",
                 logy=True)
 
@@ -180,7 +226,8 @@ def run(ctx: cli.Context) -> dict:
     table, moved = train_models(ctx, data, perm)
     mlp, logistic = table.final("test_accuracy", depth=cfg.depth), table.final("test_accuracy", depth=0)
     mlp_shuffled = moved.final("test_accuracy", depth=cfg.depth)
-    pair = permutation_pair(cfg, data, ctx.seeds[0], perm)
+    pair = permutation_pair(cfg, data, ctx.seeds[:1], perm)  # along all of training, for the plot
+    check = permutation_pair(cfg.replace(num_epochs=1), data, ctx.seeds, perm)  # the exact check, every seed
     _plots(ctx, table, moved, pair)
     metrics = {"mlp_test_accuracy": describe(mlp), "logistic_test_accuracy": describe(logistic),
                "mlp_shuffled_test_accuracy": describe(mlp_shuffled),
@@ -189,14 +236,15 @@ def run(ctx: cli.Context) -> dict:
                "mlp_params": count_params(inputs, cfg.widths, data.num_classes),
                "logistic_params": count_params(inputs, (), data.num_classes),
                "steps": int(table.steps(depth=cfg.depth)[-1]), "published": PUBLISHED,
-               "permutation_max_abs_diff_by_epoch": pair["max_abs_diff"].tolist(),
-               "permutation_agreement_by_epoch": pair["agreement"].tolist()}
-    return {"metrics": metrics, "claims": _judge(logistic, mlp, mlp_shuffled, pair,
+               "permutation_max_abs_diff_by_epoch": pair["max_abs_diff"][0].tolist(),
+               "permutation_agreement_by_epoch": pair["agreement"][0].tolist(),
+               "permutation_max_abs_diff_first_epoch_by_seed": check["max_abs_diff"][:, 0].tolist()}
+    return {"metrics": metrics, "claims": _judge(logistic, mlp, mlp_shuffled, check, pair, ctx.seeds,
                                                  steps_per_epoch(cfg, data.num_train), ctx.quick)}
 
 
 EXPERIMENT = cli.Experiment(
     paper="Greydanus (2020)", claim_ids=("T13",),
     name="greydanus2020_mnist1d", description=__doc__, base=BASE,
-    quick=cli.Overrides(config={"num_epochs": 2, "eval_every_epochs": 1}), default_seeds=5, run=run)
+    quick=cli.Overrides(config={"num_epochs": 2, "eval_every_epochs": 1}), default_seeds=20, run=run)
 cli.script(__name__, EXPERIMENT)

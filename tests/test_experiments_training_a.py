@@ -16,21 +16,50 @@ from experiments import he2015_initialization as init_exp
 from experiments import he2016_residual as residual_exp
 from experiments import ioffe2015_batchnorm as bn_exp
 
+SLOPES = [f"|fitted slope - recursion| (bits/layer), {s}" for s in init_exp.SCHEMES]
+STEPS_50 = "median steps to 50% train"
+INIT_EFFECTS = {  # the quick budget: init depth 6, gradient depth 4, trained depth 2, one Table 1 activation
+    *SLOPES, "|log2 median He RMS(h_6)/RMS(x)|", "mean glorot RMS(h_6)/RMS(x)", "mean lecun RMS(h_6)/RMS(x)",
+    "largest layer's median Glorot / He kernel-gradient RMS",
+    "|log10 He median gradient RMS, first / last hidden layer|", f"He {STEPS_50}, depth 2",
+    f"{STEPS_50}, Glorot / He, depth 2", f"he {STEPS_50}, depth 2", f"glorot {STEPS_50}, depth 2",
+    "small_normal mean final train accuracy, depth 2", "mean smallest hidden kernel norm, zero init",
+    "glorot - zero-init train accuracy", "tanh: normalized - standard init test accuracy",
+    "mean top-layer activation", "smallest lower layer's mean activation", "mean train accuracy"}
+BN_EFFECTS = {  # the quick budget: the paper's net at its two rates
+    *(f"{name}, lr {lr}" for lr in (0.1, 0.5) for name in (
+        "BN - no-BN final test accuracy", "BN median steps to 50% test", "no-BN median steps to 50% test")),
+    "3 x 100 sigmoid: BN - no-BN rates that train per seed",
+    "3 x 100 sigmoid: best median steps to train target, BN / no BN",
+    "3 x 100 sigmoid: best median final test accuracy, BN - no BN"}
+RESIDUAL_EFFECTS = {"mean plain loss depth 3 / depth 2", "mean residual / plain loss, depth 3",  # depths 2, 3
+                    "residual / plain median loss growth, depth 3 / 2"}
 QUICK_RUNS = [
-    (init_exp, {"T4", "T1"}),
-    (bn_exp, {"T5"}),
-    (residual_exp, {"T6"}),
+    (init_exp, {"T4", "T1"}, INIT_EFFECTS),
+    (bn_exp, {"T5"}, BN_EFFECTS),
+    (residual_exp, {"T6"}, RESIDUAL_EFFECTS),
 ]
 
 
-@pytest.mark.parametrize("module,ids", QUICK_RUNS, ids=[m.__name__.rsplit(".", 1)[1] for m, _ in QUICK_RUNS])
-def test_quick_run_writes_summary_with_claim_ids(module, ids, tmp_path):
+@pytest.mark.parametrize("module,ids,effects", QUICK_RUNS,
+                         ids=[m.__name__.rsplit(".", 1)[1] for m, _, _ in QUICK_RUNS])
+def test_quick_run_writes_summary_with_claim_ids(module, ids, effects, tmp_path):
     assert module.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["quick"] is True
     assert {c["id"] for c in summary["claims"]} == ids
     assert all(c["verdict"] == "inconclusive" for c in summary["claims"])
+    assert all(c.get("effects") for c in summary["claims"])  # every claim is judged on intervals
+    names = [e["name"] for c in summary["claims"] for e in c["effects"]]
+    assert set(names) == effects and len(names) == len(effects)
     assert list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("module", [bn_exp, residual_exp], ids=["ioffe2015_batchnorm", "he2016_residual"])
+def test_fashion_column_trains_a_tenth_of_the_training_set(module):
+    fashion = module.EXPERIMENT.datasets["fashion_mnist"]
+    assert fashion.config == {"train_fraction": 0.1}
+    assert set(fashion.settings) == {"steps", "eval_steps"}
 
 
 def test_step_budget_turns_steps_into_epochs():
@@ -101,3 +130,37 @@ def test_best_rate_uses_the_seed_median_and_treats_divergence_as_worst():
     assert residual_exp.best_rate(by_rate) == 0.03
     by_rate[0.03] = np.array([0.01, np.nan, np.inf])
     assert residual_exp.best_rate(by_rate) == 0.003
+
+
+def test_residual_statistics_match_hand_computed_values():
+    v = {"a": np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0]]), "b": np.array([[2.0, 2.0, 2.0], [4.0, 0.0, 2.0]])}
+    np.testing.assert_allclose(residual_exp.mean_ratio("a", "b")(v), [1.0, 1.0])  # 2/2, 2/2
+    cells = {"res_deep": np.array([[0.2, 0.4, 0.3]]), "res_shallow": np.array([[0.01, 0.02, 0.03]]),
+             "plain_deep": np.array([[2.0, 2.2, 2.4]]), "plain_shallow": np.array([[0.01, 0.01, 0.02]])}
+    np.testing.assert_allclose(residual_exp.growth_ratio(cells), [(0.3 / 0.02) / (2.2 / 0.01)])
+
+
+def test_rates_that_train_and_best_over_rates():
+    entry = lambda steps, diverged: {"steps_to_train_target": np.array(steps), "diverged": np.array(diverged)}
+    by_lr = {0.1: entry([100.0, np.inf, 300.0], [False, False, False]),
+             0.5: entry([50.0, 60.0, 70.0], [False, True, False])}  # seed 1 reached, then diverged
+    np.testing.assert_array_equal(bn_exp.rates_that_train(by_lr), [2.0, 0.0, 2.0])
+    v = {"BN 0.1": np.array([[1.0, 2.0, 3.0]]), "BN 0.5": np.array([[5.0, 0.0, 1.0]])}
+    np.testing.assert_allclose(bn_exp.best_over_rates(v, "BN", (0.1, 0.5), np.min), [1.0])  # medians 2, 1
+    np.testing.assert_allclose(bn_exp.best_over_rates(v, "BN", (0.1, 0.5), np.max), [2.0])
+
+
+def test_seed_slopes_average_to_the_fitted_slope_and_seed_effect_resamples_whole_rows():
+    layers = np.arange(1, 6)
+    log2_ms = np.stack([-1.0 * layers + 3, -2.0 * layers, -1.5 * layers + 1])
+    valid = np.ones(5, bool)
+    np.testing.assert_allclose(init_exp.seed_slopes(log2_ms, valid), [-1.0, -2.0, -1.5])
+    fitted = propagation.fitted_slope(log2_ms, valid)
+    assert init_exp.seed_slopes(log2_ms, valid).mean() == pytest.approx(fitted)
+    assert np.all(np.isnan(init_exp.seed_slopes(log2_ms, np.eye(5, dtype=bool)[0])))
+    rows = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]] * 3)  # 9 seeds, two layers each
+    ratio = lambda v: v["x"][..., 1].mean(-1) / v["x"][..., 0].mean(-1)
+    effect = init_exp.seed_effect("layer 2 / layer 1", ratio, {"x": rows}, 5.0)
+    assert effect["estimate"] == pytest.approx(10.0)
+    assert effect["low"] == pytest.approx(10.0) and effect["high"] == pytest.approx(10.0)  # rows stay whole
+    assert effect["seeds"] == 9 and effect["verdict"] == "reproduced"

@@ -7,25 +7,36 @@ Paper:  N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever and R. Salakhutdin
 Claim:  T8: dropout (retain probability 0.5 for hidden units) shrinks the gap between
         training and test performance and lowers test error of a wide MLP that overfits.
 Setup:  MNIST-1D (3600 training examples: a wide net memorizes them), 40-512-512-10 ReLU with
-        He init, Adam lr 1e-3, batch 128, 108 epochs (3024 steps), evaluation every 4 epochs;
-        dropout on both hidden layers (not on the inputs; no max-norm) at rates
-        {0, 0.1, 0.2, 0.3, 0.4, 0.5} vmapped with 3 seeds in one compiled ensemble of 18
-        models. Seed s shares its initialization and batch order across rates (paired).
-        Accuracies are measured in inference mode (no dropout) on the whole split.
-Run:    python -m experiments.srivastava2014_dropout            # ~2 min on 2 idle CPU cores
+        He init, Adam lr 1e-3, batch 128, 108 epochs (3024 steps), evaluation every 12 epochs;
+        dropout on both hidden layers (not on the inputs; no max-norm) at rates {0, 0.5}
+        vmapped with 16 seeds in one compiled ensemble of 32 models. Seed s shares its
+        initialization and batch order across rates (paired). Accuracies are measured in
+        inference mode (no dropout) on the whole split. The intermediate rates of the dose
+        curve (--grid dropout_rate=0,0.1,0.2,0.3,0.4,0.5) are left out of the default budget
+        so that 16 seeds fit; they are not judged.
+        Fashion-MNIST column (--dataset fashion_mnist): the same net on 784 inputs, trained on
+        10% of the training split (5400 images, 42 steps/epoch) for 27 epochs (1134 steps),
+        evaluated every 9 epochs (2.3x the parameters, and an evaluation there costs 10x
+        MNIST-1D's); the thresholds are the same.
+Run:    python -m experiments.srivastava2014_dropout            # ~3 min on 2 CPU cores (estimated)
         python -m experiments.srivastava2014_dropout --quick    # seconds; smoke test only
-        python -m experiments.srivastava2014_dropout --dataset fashion_mnist --set num_epochs=20
-            # full size (784 inputs, 421 steps/epoch): far over the CPU budget; use a GPU
-        python -m experiments.srivastava2014_dropout --set width=256 --set num_epochs=56
-            # the CI-sized variant suggested in CLAIMS.md C13 (~4x cheaper)
+        python -m experiments.srivastava2014_dropout --dataset fashion_mnist   # ~3 min (estimated)
+        python -m experiments.srivastava2014_dropout --grid dropout_rate=0,0.1,0.2,0.3,0.4,0.5
+            # the dose curve (3x the default's models)
 Expect: every rate fits the training set (train accuracy ~1.0); test accuracy rises with the
         rate (CLAIMS.md calibration at 6000 steps: 0.63-0.67 without dropout, 0.72-0.73 at
         0.2, 0.76-0.78 at 0.5), and the train/test gap falls. Measured with this code at 3024
-        steps: mean test accuracy 0.622, 0.673, 0.708, 0.727, 0.733, 0.734 for rates 0..0.5,
-        paired gain at 0.5 of 10-12 points; gap 0.378 -> 0.261.
-Pass:   (a) (CLAIMS.md C13) dropout 0.5 test accuracy >= no-dropout + 5 points in every seed
-        (3/3 by default); (b) the train-test accuracy gap at rate 0.5 is smaller than without
-        dropout in every seed.
+        steps (3 seeds, all six rates): mean test accuracy 0.622, 0.673, 0.708, 0.727, 0.733,
+        0.734 for rates 0..0.5, paired gain at 0.5 of 10-12 points; gap 0.378 -> 0.261. With
+        16 seeds (rates 0 and 0.5): test accuracy 0.633 -> 0.737, mean paired gain +10.4 points
+        [9.7, 11.0], gap 0.367 -> 0.259, shrinkage 0.108 [0.101, 0.114]: reproduced. On
+        real handwritten digits the gain at 0.5 is only +1 to +2 points (issue 14), so the
+        Fashion column may well not clear the 5-point margin.
+Pass:   (a) (CLAIMS.md C13) the 95% paired-bootstrap interval over seeds of the mean paired
+        gain in test accuracy, dropout 0.5 minus no dropout, lies above +5 points (the old
+        "in every seed" rule on the interval of the mean); (b) the interval of the mean
+        shrinkage of the train - test accuracy gap (no dropout minus dropout 0.5) lies above 0.
+        A diverged model counts at its recorded accuracy.
 """
 
 from __future__ import annotations
@@ -40,9 +51,9 @@ from dlfound.stats import describe
 from dlfound.sweep import Sweep, Table, run_sweep
 
 BASE = Config(dataset="mnist1d", depth=2, width=512, activation="relu", optimizer="adam",
-              learning_rate=1e-3, batch_size=128, num_epochs=108, eval_every_epochs=4)
-DROPOUT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-MARGIN = 0.05  # dropout 0.5 beats no dropout by >= 5 points of test accuracy
+              learning_rate=1e-3, batch_size=128, num_epochs=108, eval_every_epochs=12)
+DROPOUT_RATES = (0.0, 0.5)
+MARGIN = 0.05  # dropout 0.5 beats no dropout by >= 5 points of test accuracy (mean over seeds)
 
 
 def by_rate(table: Table, metric: str, rates) -> np.ndarray:
@@ -56,35 +67,47 @@ def paired_gain(with_SxR, rates, rate: float) -> np.ndarray:
     return with_SxR[:, rates.index(rate)] - with_SxR[:, rates.index(0.0)]
 
 
+def _columns(values_SxR, rates) -> dict:
+    """{"0": per-seed values at rate 0, "0.5": ...}: the paired samples of `claims.effect`."""
+    return {f"{r:g}": values_SxR[:, i] for i, r in enumerate(rates)}
+
+
 def _judge_test(test, rates, quick) -> dict:
-    gain = paired_gain(test, rates, max(rates))
+    top = max(rates)
+    gain = paired_gain(test, rates, top)
     k, n = claims.k_of_n(gain >= MARGIN)
+    effect = claims.effect(f"test accuracy gain, dropout {top:g} - none (mean over seeds)",
+                           claims.mean_difference(f"{top:g}", "0"), _columns(test, rates), MARGIN)
     return claims.judge(
-        "T8", f"Dropout {max(rates):g} raises the test accuracy of a wide MLP (Srivastava et al. 2014)",
-        f"test accuracy at rate {max(rates):g} >= no dropout + {MARGIN * 100:g} points in every seed "
-        "(paired)",
-        k == n,
+        "T8", f"Dropout {top:g} raises the test accuracy of a wide MLP (Srivastava et al. 2014)",
+        f"95% paired-bootstrap interval over seeds of mean(test accuracy at rate {top:g} - without "
+        f"dropout) lies above +{MARGIN * 100:g} points (a diverged model counts at its recorded accuracy)",
+        claims.outcome([effect]),
         "mean test accuracy by rate: "
         + ", ".join(f"{r:g}: {claims.fmt(test[:, i].mean())}" for i, r in enumerate(rates))
-        + f"; gain at {max(rates):g} per seed {claims.fmt(gain)} ({k}/{n} >= {MARGIN:g})",
+        + f"; mean paired gain at {top:g} {claims.fmt(gain.mean())} ({k}/{n} seeds >= {MARGIN:g})",
         {"test_accuracy_by_rate": {f"{r:g}": test[:, i].tolist() for i, r in enumerate(rates)},
-         "gain": gain.tolist()}, quick=quick)
+         "gain": gain.tolist(), "seeds_with_gain_at_least_margin": k}, quick=quick, effects=[effect])
 
 
 def _judge_gap(gap, train, rates, quick) -> dict:
-    shrink = -paired_gain(gap, rates, max(rates))
+    top = max(rates)
+    shrink = -paired_gain(gap, rates, top)
     k, n = claims.k_of_n(shrink > 0)
+    effect = claims.effect(f"train - test accuracy gap shrinkage, none - dropout {top:g} (mean over seeds)",
+                           claims.mean_difference("0", f"{top:g}"), _columns(gap, rates), 0.0)
     return claims.judge(
         "T8", "Dropout shrinks the train/test gap (overfitting) of a wide MLP",
-        f"train - test accuracy at rate {max(rates):g} < without dropout, in every seed (paired)",
-        k == n,
+        f"95% paired-bootstrap interval over seeds of mean(gap without dropout - gap at rate {top:g}) "
+        "lies above 0, where gap = train - test accuracy",
+        claims.outcome([effect]),
         "mean train - test accuracy gap by rate: "
         + ", ".join(f"{r:g}: {claims.fmt(gap[:, i].mean())}" for i, r in enumerate(rates))
         + "; mean train accuracy by rate: " + ", ".join(f"{r:g}: {claims.fmt(train[:, i].mean())}"
                                                          for i, r in enumerate(rates))
         + f"; gap shrinks in {k}/{n} seeds",
         {"gap_by_rate": {f"{r:g}": gap[:, i].tolist() for i, r in enumerate(rates)},
-         "shrink": shrink.tolist()}, quick=quick)
+         "shrink": shrink.tolist()}, quick=quick, effects=[effect])
 
 
 def _plots(ctx, table: Table, rates, test, gap) -> None:
@@ -124,8 +147,10 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     paper="Srivastava et al. (2014)", claim_ids=("T8",),
-    name="srivastava2014_dropout", description=__doc__, base=BASE, run=run, default_seeds=3,
+    name="srivastava2014_dropout", description=__doc__, base=BASE, run=run, default_seeds=16,
     axes={"dropout_rate": DROPOUT_RATES},
+    datasets={"fashion_mnist": cli.Overrides(
+        config={"train_fraction": 0.1, "num_epochs": 27, "eval_every_epochs": 9})},
     quick=cli.Overrides(config={"width": 64, "num_epochs": 2, "eval_every_epochs": 1},
-                    axes={"dropout_rate": (0.0, 0.5)}))
+                        axes={"dropout_rate": (0.0, 0.5)}))
 cli.script(__name__, EXPERIMENT)

@@ -21,17 +21,59 @@ def test_quick_run_writes_summary_with_claim_ids(tmp_path, module, claim_id):
     assert {c["verdict"] for c in summary["claims"]} == {"inconclusive"}
     assert summary["metrics"]["diverged_models"] == 0
     assert list(tmp_path.glob("*.png"))
+    assert [[e["name"] for e in c["effects"]] for c in summary["claims"]] == QUICK_EFFECTS[claim_id]
+    for claim in summary["claims"]:
+        for e in claim["effects"]:
+            assert e["seeds"] == 2 and e["verdict"] == "inconclusive"  # fewer than 8 seeds decide nothing
+
+
+QUICK_EFFECTS = {  # --quick runs gelu and relu (T3), sgd and adam (T7), dropout 0 and 0.5 (T8)
+    "T3": [["GELU / min(relu) median training loss, without dropout, early training, step 28"],
+           ["GELU / min(relu) median training loss, with dropout 0.2, end of training, step 56"]],
+    "T7": [["Adam / best other median final training loss"],
+           ["adam steps to plain SGD's median final loss / run length (median)",
+            "adam / plain SGD median final training loss"]],
+    "T8": [["test accuracy gain, dropout 0.5 - none (mean over seeds)"],
+           ["train - test accuracy gap shrinkage, none - dropout 0.5 (mean over seeds)"]],
+}
+
+
+def test_tuned_experiments_record_the_rate_picked_in_every_cell(tmp_path):
+    assert t3.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path / "t3"), "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "t3" / "summary.json").read_text())["metrics"]
+    rates = t3.LEARNING_RATES[1:4]  # --quick's grid
+    cells = {f"{k}/{a}" for k in ("early", "final") for a in ("gelu", "relu")}
+    assert set(metrics["tuned_learning_rate"]) == cells
+    assert all(r in rates for r in metrics["tuned_learning_rate"].values())
 
 
 # T3: GELU vs ReLU vs ELU
 
 
-def test_eval_index_is_first_evaluation_at_or_after_step():
-    steps = np.array([0, 56, 112, 504, 560])
-    assert t3.eval_index(steps, 500) == 3
-    assert t3.eval_index(steps, 504) == 3
-    assert t3.eval_index(steps, 0) == 0
-    assert t3.eval_index(steps, 10_000) == 4  # beyond the run: the last evaluation
+def test_gelu_ratio_statistic_is_median_over_best_rival_median_per_resample():
+    stat = t3.gelu_ratio_statistic(("relu", "elu"))
+    v = {"gelu": np.array([[0.3, 0.1, 0.2], [0.4, 0.4, 0.4]]),
+         "relu": np.array([[0.9, 0.5, 0.6], [0.2, 0.2, 0.2]]),  # medians 0.6, 0.2
+         "elu": np.array([[0.4, 0.5, 0.1], [1.0, 1.0, 1.0]])}  # medians 0.4, 1.0
+    np.testing.assert_allclose(stat(v), [0.2 / 0.4, 0.4 / 0.2])
+    assert np.isinf(stat({"gelu": np.array([[np.inf]]), "relu": np.array([[1.0]]), "elu": np.array([[2.0]])}))
+
+
+def test_a_diverged_loss_counts_as_infinite():
+    np.testing.assert_array_equal(t3.as_loss([0.5, np.nan]), [0.5, np.inf])
+    np.testing.assert_array_equal(t7.as_loss([np.nan, 0.1]), [np.inf, 0.1])
+
+
+def test_t3_learning_rates_are_five_log_spaced_values_and_settings_split_the_runs():
+    from dlfound.config import Config
+
+    assert len(t3.LEARNING_RATES) == 5
+    assert np.ptp(np.diff(np.log10(t3.LEARNING_RATES))) < 0.01
+    s = t3.settings_of(Config(num_epochs=36, eval_every_epochs=6), (0.0, 0.2), 18, 6, t3.LEARNING_RATES)
+    assert (s["early"]["num_epochs"], s["early"]["dropout_rate"]) == (18, 0.0)
+    assert (s["final"]["num_epochs"], s["final"]["dropout_rate"]) == (36, 0.2)
+    with pytest.raises(Exception, match="must exceed"):
+        t3.settings_of(Config(num_epochs=18, eval_every_epochs=6), (0.0, 0.2), 18, 6, t3.LEARNING_RATES)
 
 
 def test_gelu_vs_best_rival_and_ordering():
@@ -45,14 +87,29 @@ def test_gelu_vs_best_rival_and_ordering():
 # T7: optimizers
 
 
-def test_best_rate_uses_median_over_seeds_and_treats_divergence_as_worst():
-    rates = (1e-3, 1e-2, 1e-1)
-    losses = np.array([[0.5, 0.2, np.nan],
-                       [0.4, 0.9, 0.01],
-                       [0.6, 0.3, np.inf]])  # medians 0.5, 0.3, inf
-    assert t7.best_rate(losses, rates) == (1, 1e-2)
-    assert t7.best_rate(np.full((2, 3), np.nan), rates)[0] == 0  # all diverged: first rate, no error
-    assert t7.best_rate(np.array([[0.2, 0.2, 0.3]]), rates) == (0, 1e-3)  # ties go to the first
+def test_ratio_to_best_statistic_divides_by_the_lowest_rival_median():
+    stat = t7.ratio_to_best_statistic("adam", ("sgd", "rmsprop"))
+    v = {"adam": np.array([[0.3, 0.4, 0.5]]), "sgd": np.array([[0.6, 0.8, 1.0]]),
+         "rmsprop": np.array([[0.2, 0.5, 0.9]])}  # medians 0.4, 0.8, 0.5
+    np.testing.assert_allclose(stat(v), [0.4 / 0.5])
+
+
+def test_reach_fraction_statistic_moves_the_target_with_the_resampled_sgd_seeds():
+    steps = np.array([0.0, 100.0, 200.0, 400.0])
+    curves = np.array([[2.0, 1.0, 0.5, 0.4],    # reaches 0.6 at step 200, 0.45 at 400
+                       [2.0, 0.5, 0.45, 0.3],   # reaches 0.6 at step 100, 0.45 at 200
+                       [2.0, 2.0, 2.0, 2.0]])   # never
+    samples = {**t7.curve_samples("adam", curves), "sgd": np.array([0.6, 0.45, 0.7])}
+    assert set(samples) == {"adam@0", "adam@1", "adam@2", "adam@3", "sgd"}
+    stat = t7.reach_fraction_statistic("adam", "sgd", steps, 400.0)
+    # as measured: target median(0.6, 0.45, 0.7) = 0.6; steps 200, 100, inf; median 200 of 400 steps
+    np.testing.assert_allclose(stat({k: v[None, :] for k, v in samples.items()}), [0.5])
+    # a resample of seeds (1, 1, 0): target median(0.45, 0.45, 0.6) = 0.45; steps 200, 200, 400 -> 200
+    index = np.array([[1, 1, 0]])
+    np.testing.assert_allclose(stat({k: v[index] for k, v in samples.items()}), [0.5])
+    # seeds (2, 2, 1): target 0.7, steps inf, inf, 100 -> median inf
+    index = np.array([[2, 2, 1]])
+    assert np.isinf(stat({k: v[index] for k, v in samples.items()})[0])
 
 
 def test_learning_rate_grids_are_five_log_spaced_values_for_every_optimizer():
@@ -63,7 +120,7 @@ def test_learning_rate_grids_are_five_log_spaced_values_for_every_optimizer():
     for rates in t7.LEARNING_RATES.values():
         assert len(rates) == 5
         steps = np.diff(np.log10(rates))
-        assert np.all(steps > 0) and np.ptp(steps) < 0.06  # increasing by factors of 3 or 10/3
+        assert np.all(steps > 0) and np.ptp(steps) < 0.01  # increasing by factors of 10**0.5
         assert math.isclose(np.log10(rates[-1] / rates[0]), 2.0, abs_tol=0.01)
 
 
@@ -76,3 +133,13 @@ def test_paired_gain_subtracts_the_no_dropout_column_per_seed():
                     [0.62, 0.69, 0.66]])
     np.testing.assert_allclose(t8.paired_gain(acc, rates, 0.5), [0.15, 0.04])
     np.testing.assert_allclose(t8.paired_gain(acc, rates, 0.0), [0.0, 0.0])
+
+
+def test_gain_effect_is_the_mean_paired_difference_of_the_rate_columns():
+    from dlfound import claims
+
+    acc = np.array([[0.60, 0.75], [0.62, 0.66], [0.58, 0.70]])
+    samples = t8._columns(acc, (0.0, 0.5))
+    assert set(samples) == {"0", "0.5"}
+    e = claims.effect("gain", claims.mean_difference("0.5", "0"), samples, t8.MARGIN)
+    assert e["estimate"] == pytest.approx((0.15 + 0.04 + 0.12) / 3)

@@ -10,12 +10,13 @@ Claim:  T12: after 5 epochs the MLP reaches about 97% test accuracy on MNIST; it
         layer learns stroke- and edge-like detectors. On Fashion-MNIST (offline here) the
         published MLP figure is about 88%; on MNIST-1D the MLP beats logistic regression by
         a wide margin (Greydanus 2020: ~68% vs ~32%).
-Run:    python -m experiments.mnist_mlp --dataset fashion_mnist --seeds 3   # ~2 min, 2 cores
-        python -m experiments.mnist_mlp                                    # MNIST-1D, ~20 s
-        python -m experiments.mnist_mlp --dataset mnist                    # needs the MNIST files
-Expect: MNIST >= 96.5% in every seed; Fashion-MNIST mean >= 86.5% (measured 87.6%); MNIST-1D (4685
-        updates, see recipe_config) MLP - logistic
-        >= 20 points. A logistic-regression baseline is trained on the same data.
+Run:    python -m experiments.mnist_mlp                          # ~30 s on 2 CPU cores (estimated)
+        python -m experiments.mnist_mlp --dataset fashion_mnist  # ~7 min on 2 CPU cores (estimated)
+        python -m experiments.mnist_mlp --dataset mnist          # needs the MNIST files
+Expect: the 95% interval of the mean test accuracy over seeds above 96.5% on MNIST and above 86.5%
+        on Fashion-MNIST (measured 87.6% over 3 seeds); on MNIST-1D (4685 updates, see
+        recipe_config) that of mean(MLP - logistic) above 20 points. A logistic-regression
+        baseline is trained on the same data.
 """
 
 from __future__ import annotations
@@ -67,16 +68,17 @@ def _judge(dataset, epochs, mlp, logistic, quick) -> dict:
                 f"logistic regression {claims.fmt(logistic.mean())}, gap {gap:+.3f}")
     if dataset in TARGETS:
         published, threshold = TARGETS[dataset]
-        every = dataset == "mnist"
-        passed = bool(np.all(mlp >= threshold)) if every else bool(mlp.mean() >= threshold)
-        criterion = (f"{'every seed' if every else 'mean over seeds'} >= {threshold:.1%} after {epochs} "
-                     f"epochs (published about {published:.0%})")
+        effect = claims.effect("MLP test accuracy", lambda v: v["mlp"].mean(-1), {"mlp": mlp}, threshold)
+        criterion = (f"95% interval of the mean test accuracy over seeds lies above {threshold:.1%} after "
+                     f"{epochs} epochs (published about {published:.0%})")
     else:
-        passed = bool(gap >= 0.20)
-        criterion = "MLP - logistic regression >= 20 points (published ~68% vs ~32%)"
+        effect = claims.effect("MLP - logistic regression test accuracy", claims.mean_difference(
+            "mlp", "logistic"), {"mlp": mlp, "logistic": logistic}, 0.20)
+        criterion = ("95% interval of mean(MLP - logistic regression test accuracy) over seeds lies above "
+                     "+0.20 (published ~68% vs ~32%)")
     return claims.judge("T12", f"The seeds' 784-128-64-10 ReLU MLP with Adam learns {dataset} in {epochs} "
-                        "epochs", criterion, passed, evidence,
-                        {"mlp": mlp.tolist(), "logistic": logistic.tolist()}, quick=quick)
+                        "epochs", criterion, claims.outcome([effect]), evidence,
+                        {"mlp": mlp.tolist(), "logistic": logistic.tolist()}, quick=quick, effects=[effect])
 
 
 def recipe_config(ctx: cli.Context, num_train: int) -> Config:
@@ -123,6 +125,6 @@ def run(ctx: cli.Context) -> dict:
 
 EXPERIMENT = cli.Experiment(
     paper="the seeds (784-128-64-10 MLP)", claim_ids=("T12",),
-    name="mnist_mlp", description=__doc__, base=BASE, run=run, default_seeds=3,
+    name="mnist_mlp", description=__doc__, base=BASE, run=run, default_seeds=16,
     quick=cli.Overrides(config={"num_epochs": 1}))
 cli.script(__name__, EXPERIMENT)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from dlfound.data import sources
@@ -13,13 +14,25 @@ def _summary(path):
 
 
 def test_depth_activation_quick_writes_summary_report_and_plots(tmp_path):
-    assert depth_activation.EXPERIMENT.main(["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    argv = ["--quick", "--seeds", "2", "--out", str(tmp_path), "--quiet"]
+    assert depth_activation.EXPERIMENT.main(argv) == 0
     summary = _summary(tmp_path)
     assert summary["experiment"] == "depth_activation" and summary["quick"] is True
     assert {c["id"] for c in summary["claims"]} == {"T1", "T2"}
     assert all(c["verdict"] == "inconclusive" for c in summary["claims"])  # quick verdicts mean nothing
-    assert summary["metrics"]["init_by_activation"] == {"identity": "glorot", "sigmoid": "glorot", "relu": "he"}
-    for name in ("REPORT.md", "test_accuracy_heatmap.png", "gradient_ratio_vs_depth.png", "results.jsonl"):
+    inits = {"identity": "glorot", "sigmoid": "glorot", "relu": "he"}
+    assert summary["metrics"]["init_by_activation"] == inits
+    assert [[e["name"] for e in c["effects"]] for c in summary["claims"]] == [
+        ["mean sigmoid / min(1, mean ReLU) grad ratio, depth 2",
+         "median sigmoid grad ratio, depth 2 / depth 1"],
+        ["relu - sigmoid test accuracy, depth 2"],
+        ["|identity - logistic| test accuracy, depth 1", "|identity - logistic| test accuracy, depth 2"],
+        ["median steps sigmoid / ReLU, depth 2"]]
+    picked = summary["metrics"]["picked_learning_rate"]
+    assert set(picked) == {"logistic"} | {f"{a}/depth={d}" for a in inits for d in (1, 2)}
+    assert set(picked.values()) <= set(depth_activation.RATES) and len(depth_activation.RATES) >= 5
+    for name in ("REPORT.md", "test_accuracy_heatmap.png", "learning_rate_heatmap.png",
+                 "gradient_ratio_vs_depth.png", "results.jsonl"):
         assert (tmp_path / name).is_file()
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert {r["init"] for r in rows if r.get("activation") == "relu"} == {"he"}
@@ -33,6 +46,17 @@ def test_mnist_mlp_quick_on_mnist1d(tmp_path):
     assert len(metrics["test_accuracy_by_seed"]) == 2
     assert metrics["test_accuracy"] == pytest.approx(sum(metrics["test_accuracy_by_seed"]) / 2)
     assert (tmp_path / "first_layer_weights.png").is_file()
+    assert [e["name"] for e in summary["claims"][0]["effects"]] == ["MLP - logistic regression test accuracy"]
+
+
+def test_median_ratio_is_the_ratio_of_medians_over_seeds():
+    statistic = depth_activation.median_ratio("tanh", "relu")
+    values = {"tanh": np.array([[1.0, 2.0, 3.0, 10.0], [np.inf, np.inf, np.inf, 1.0]]),
+              "relu": np.array([[1.0, 1.0, 2.0, 2.0], [np.inf, np.inf, np.inf, 2.0]])}
+    result = statistic(values)  # medians 2.5 / 1.5; never reached by most seeds of both: inf / inf
+    assert result[0] == pytest.approx(5 / 3) and np.isnan(result[1])
+    never = {"tanh": np.array([[np.inf, np.inf, 1.0]]), "relu": np.array([[1.0, 2.0, 3.0]])}
+    assert statistic(never)[0] == np.inf
 
 
 def test_missing_mnist_names_the_files_and_the_directory(tmp_path, monkeypatch, capsys):

@@ -134,11 +134,14 @@ def _column_cells(record: dict | None, index: int) -> list[str]:
     claim = record["claims"][index]
     effects = "; ".join(effect_text(e) for e in claim.get("effects") or []) or "—"
     minutes = "" if record["wall_seconds"] is None else f"{record['wall_seconds'] / 60:.1f} min"
+    if record.get("cpu_seconds") is not None:
+        minutes += f" ({record['cpu_seconds'] / 60:.1f} CPU)"
     return [f"**{claim['verdict']}**", _cell(effects), str(record["seeds"]), minutes]
 
 
 def table(records: list[dict]) -> list[str]:
-    """The Markdown table: one row per claim, each dataset column's verdict, effects, seeds, time."""
+    """The Markdown table: one row per claim, each dataset column's verdict, effects, seeds, time
+    (wall minutes, and CPU minutes of the run's process, which other load does not inflate)."""
     columns = [BASE] + sorted({r["column"] for r in records} - {BASE})
     by_key = {(r["experiment"], r["column"]): r for r in records}
     head = ["claim", "paper", "experiment"]
@@ -186,9 +189,11 @@ def update_readme(readme: Path, markdown: str) -> None:
     if begin < 0 or end < begin:
         raise ConfigError(f"{str(readme)!r} has no claims-table markers; add the lines {README_BEGIN!r} "
                           f"and {README_END!r} where the table goes")
-    body = [line for line in markdown.splitlines() if line.startswith("|") or line.startswith("A verdict")]
-    summary = next(line for line in markdown.splitlines() if "verdicts from" in line)
-    new = "\n".join([README_BEGIN, summary, "", *body, README_END])
+    lines = markdown.splitlines()
+    summary = next(line for line in lines if "verdicts from" in line)
+    method = next(line for line in lines if line.startswith("A verdict"))
+    rows = [line for line in lines if line.startswith("|")]
+    new = "\n".join([README_BEGIN, summary, "", method, "", *rows, README_END])
     write_bytes_atomic(readme, (text[:begin] + new + text[end + len(README_END):]).encode())
 
 

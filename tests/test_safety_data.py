@@ -152,7 +152,8 @@ def test_every_sweep_states_its_size_and_time_before_training(capsys, tmp_path):
     cfg = depth_activation.EXPERIMENT.base
     data = load(cfg.dataset)
     programs = sweep.plan_programs(depth_activation.sweeps(cfg, depth_activation.DEPTHS,
-                                                           depth_activation.ACTIVATIONS),
+                                                           depth_activation.ACTIVATIONS,
+                                                           rates=(cfg.learning_rate,)),
                                    data, range(100_000), ("activation", "init", "residual", "norm"))
     cost = budget.estimate(programs)
     assert cost.cells == 31 and cost.models == 3_100_000
@@ -172,7 +173,8 @@ def test_the_estimate_is_printed_before_training(capsys, tmp_path, monkeypatch):
     with mock.patch.object(sweep, "train_ensemble", tripwire), pytest.raises(AssertionError):
         depth_activation.EXPERIMENT.main(["--quick", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert "plan: 7 cells in 3 programs, 35 models of up to 7,434 parameters; about" in err
+    # 7 quick cells x 8 seeds x 5 vmapped learning rates
+    assert "plan: 7 cells in 3 programs, 280 models of up to 7,434 parameters; about" in err
     assert "of results, " in err and "of trained models and" in err and "on this machine" in err
 
 

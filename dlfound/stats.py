@@ -64,7 +64,7 @@ def paired_bootstrap(statistic, samples: dict, level: float = 0.95,
     estimate = float(np.asarray(statistic({k: a[None, :] for k, a in arrays.items()})).ravel()[0])
     index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     values = np.asarray(statistic({k: a[index] for k, a in arrays.items()}), dtype=np.float64).ravel()
-    if n < 2:
+    if n < 2 or np.isnan(values).all():  # no interval: too few seeds, or the statistic is never defined
         return {"estimate": estimate, "low": math.nan, "high": math.nan, "level": level, "seeds": n}
     from scipy.special import ndtr
 

@@ -43,3 +43,14 @@ def test_a_verdict_needs_enough_seeds():
 def test_unpaired_or_empty_samples_are_refused():
     with pytest.raises(ValueError, match="same, non-zero number of seeds"):
         paired_bootstrap(_difference, {"a": [1, 2, 3], "b": [1, 2]})
+
+
+def test_a_statistic_undefined_in_every_resample_gives_no_interval_and_no_warning():
+    import warnings
+
+    samples = {"a": np.full(8, np.nan), "b": np.ones(8)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        interval = paired_bootstrap(lambda v: v["a"].mean(-1) - v["b"].mean(-1), samples)
+    assert np.isnan(interval["low"]) and np.isnan(interval["high"])
+    assert interval_verdict(interval, 0.0) == "inconclusive"

@@ -46,6 +46,33 @@ def mean_difference(better: str, worse: str):
     return lambda v: v[better].mean(-1) - v[worse].mean(-1)
 
 
+def _quotient(a, b):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return a / b
+
+
+def mean_ratio(top: str, bottom: str):
+    """The statistic mean(top) / mean(bottom) over seeds, for `effect` (inf/inf is NaN)."""
+    return lambda v: _quotient(v[top].mean(-1), v[bottom].mean(-1))
+
+
+def median_ratio(top: str, bottom: str):
+    """The statistic median(top) / median(bottom) over seeds, for `effect` (inf/inf is NaN; a
+    target never reached counts as inf, so only `top` never reaching it gives inf)."""
+    return lambda v: _quotient(np.median(v[top], -1), np.median(v[bottom], -1))
+
+
+def median_ratio_to_best(name: str, rivals):
+    """The statistic median(name) / the lowest of the `rivals`' medians over seeds, for `effect`."""
+    rivals = tuple(rivals)
+    return lambda v: _quotient(np.median(v[name], -1), np.min([np.median(v[r], -1) for r in rivals], axis=0))
+
+
+def largest_mean(v: dict) -> np.ndarray:
+    """The largest of the cells' means over seeds: a statistic for `effect`, (R, S) -> (R,)."""
+    return np.max([a.mean(-1) for a in v.values()], axis=0)
+
+
 def outcome(effects: Iterable[dict], *exact) -> bool | None:
     """The three-valued outcome of a claim from its effects' verdicts and any exact conditions."""
     as_bool = {REPRODUCED: True, NOT_REPRODUCED: False, INCONCLUSIVE: None}

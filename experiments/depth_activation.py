@@ -52,14 +52,6 @@ TRAIN_TARGET = 0.60  # Krizhevsky et al. use 25% training error; see the docstri
 SPEED_DEPTHS = (4, 8)  # depths at which T2 compares steps to target (C10's design is depth 4)
 
 
-def median_ratio(top: str, bottom: str):
-    """The statistic median(top) / median(bottom) over seeds, for `claims.effect` (inf/inf is NaN)."""
-    def statistic(v):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.median(v[top], -1) / np.median(v[bottom], -1)
-    return statistic
-
-
 def _at(rates: dict, depth: int, act: str) -> dict:
     """A cell's address at its picked learning rate."""
     return {"depth": depth, "activation": act, "learning_rate": rates[depth, act]}
@@ -80,8 +72,9 @@ def _judge_t1(table, rates, depths, acts, quick) -> list[dict]:
                                  lambda v: v["sigmoid"].mean(-1) / np.minimum(1.0, v["relu"].mean(-1)),
                                  {a: ratio[top, a] for a in ("sigmoid", "relu")}, 0.1, higher_passes=False)]
         effects += [claims.effect(f"median sigmoid grad ratio, depth {b} / depth {a}",
-                                  median_ratio(f"{b}", f"{a}"), {f"{d}": ratio[d, "sigmoid"] for d in (a, b)},
-                                  1.0, higher_passes=False) for a, b in zip(depths, depths[1:])]
+                                  claims.median_ratio(f"{b}", f"{a}"),
+                                  {f"{d}": ratio[d, "sigmoid"] for d in (a, b)}, 1.0, higher_passes=False)
+                    for a, b in zip(depths, depths[1:])]
         evidence = "; ".join(f"d={d}: sigmoid {claims.fmt(np.median(ratio[d, 'sigmoid']))} vs relu "
                              f"{claims.fmt(np.median(ratio[d, 'relu']))}" for d in depths)
         out.append(claims.judge(
@@ -128,8 +121,9 @@ def _judge_t2(table, rates, depths, acts, quick) -> dict:
         steps = {a: table.steps_to("train_accuracy", TRAIN_TARGET, **_at(rates, depth, a))
                  for a in acts if a != "identity"}
         if depth in judged:
-            effects += [claims.effect(f"median steps {a} / ReLU, depth {depth}", median_ratio(a, "relu"),
-                                      {a: steps[a], "relu": steps["relu"]}, 1.5) for a in rivals]
+            effects += [claims.effect(f"median steps {a} / ReLU, depth {depth}",
+                                      claims.median_ratio(a, "relu"), {a: steps[a], "relu": steps["relu"]},
+                                      1.5) for a in rivals]
         parts.append(f"d={depth}: " + ", ".join(f"{a} {claims.fmt(np.median(s))} ({rates[depth, a]:g})"
                                                 for a, s in steps.items()))
         numbers[depth] = {a: s.tolist() for a, s in steps.items()}

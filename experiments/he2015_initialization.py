@@ -256,7 +256,7 @@ def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> lis
     effects = [claims.effect(f"He median steps to {TRAIN_TARGET:.0%} train, depth {deep}", _median("he"),
                              {"he": he}, 1000, higher_passes=False),
                claims.effect(f"median steps to {TRAIN_TARGET:.0%} train, Glorot / He, depth {deep}",
-                             median_ratio("glorot", "he"), {"he": he, "glorot": glorot}, 2.0)]
+                             claims.median_ratio("glorot", "he"), {"he": he, "glorot": glorot}, 2.0)]
     c = claims.judge(
         "T4", f"He init trains a {deep}-layer ReLU MLP; Glorot init stalls or is much slower (He et al. "
         "2015, Fig. 4)",
@@ -292,14 +292,6 @@ def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> lis
         {"final_train_accuracy": small.tolist(), "first_layer_grad_norm_at_init": grad0.tolist()},
         quick=quick, effects=effects)
     return [c, d, e]
-
-
-def median_ratio(top: str, bottom: str):
-    """The statistic median(top) / median(bottom) over seeds, for `claims.effect` (inf/inf is NaN)."""
-    def statistic(v):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.median(v[top], -1) / np.median(v[bottom], -1)
-    return statistic
 
 
 def symmetry(models: Models) -> dict:

@@ -64,14 +64,6 @@ NETS = (("plain", False), ("residual", True))
 GROWTH = 0.1  # residual's loss growth from the shallow to the deepest depth < 0.1 x plain's
 
 
-def mean_ratio(top: str, bottom: str):
-    """The statistic mean(top) / mean(bottom) over seeds, for `claims.effect` (inf/inf is NaN)."""
-    def statistic(v):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return v[top].mean(-1) / v[bottom].mean(-1)
-    return statistic
-
-
 def growth_ratio(v: dict) -> np.ndarray:
     """[median res_deep / median res_shallow] / [median plain_deep / median plain_shallow], for `effect`."""
     median = {k: np.median(x, -1) for k, x in v.items()}
@@ -105,10 +97,10 @@ def _judge(best: dict, depths, quick: bool) -> list[dict]:
     mid, deepest = deep[0], deep[-1]
     plain = {f"L{d}": loss[(False, d)] for d in depths}
     effects = [claims.effect(f"mean plain loss depth {mid} / depth {shallow}",
-                             mean_ratio(f"L{mid}", f"L{shallow}"), plain, DEGRADATION)]
+                             claims.mean_ratio(f"L{mid}", f"L{shallow}"), plain, DEGRADATION)]
     if deepest != mid:
         effects.append(claims.effect(f"mean plain loss depth {deepest} / depth {mid}",
-                                     mean_ratio(f"L{deepest}", f"L{mid}"), plain, 1.0))
+                                     claims.mean_ratio(f"L{deepest}", f"L{mid}"), plain, 1.0))
     per_depth = lambda res: ", ".join(
         f"L={d} {claims.fmt(np.median(loss[(res, d)]))} (lr {best[(res, d)][0]:g})" for d in depths)
     a = claims.judge(
@@ -123,7 +115,7 @@ def _judge(best: dict, depths, quick: bool) -> list[dict]:
         f"{claims.fmt(loss[(False, shallow)])}, L={mid} {claims.fmt(loss[(False, mid)])}, L={deepest} "
         f"{claims.fmt(loss[(False, deepest)])}",
         {f"plain_L{d}": loss[(False, d)].tolist() for d in depths}, quick=quick, effects=effects)
-    effects = [claims.effect(f"mean residual / plain loss, depth {d}", mean_ratio("residual", "plain"),
+    effects = [claims.effect(f"mean residual / plain loss, depth {d}", claims.mean_ratio("residual", "plain"),
                              {"residual": loss[(True, d)], "plain": loss[(False, d)]}, FIX,
                              higher_passes=False) for d in deep]
     b = claims.judge(

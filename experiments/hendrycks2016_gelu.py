@@ -81,19 +81,6 @@ def gelu_vs_best(medians: dict) -> tuple[float, str]:
     return claims.ratio(medians["gelu"], rivals[best]), best
 
 
-def gelu_ratio_statistic(rivals):
-    """The statistic median(GELU) / min over `rivals` of their median, over seeds, for `claims.effect`
-    (vectorized over the resamples on the leading axis)."""
-    rivals = tuple(rivals)
-
-    def statistic(v):
-        best = np.min(np.stack([np.median(v[a], axis=-1) for a in rivals]), axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.median(v["gelu"], axis=-1) / best
-
-    return statistic
-
-
 def as_loss(values) -> np.ndarray:
     """Per-seed losses with a diverged model's NaN counted as +inf (worst, never below a threshold)."""
     values = np.asarray(values, dtype=np.float64)
@@ -128,7 +115,8 @@ def _judge(table: Table, acts, setting: dict, tuned: dict, net: str, quick: bool
     rivals = [a for a in acts if a != "gelu"]
     label = setting["label"]
     effect = claims.effect(f"GELU / min({', '.join(rivals)}) median training loss, {label}, step {step}",
-                           gelu_ratio_statistic(rivals), losses, TOLERANCE, higher_passes=False)
+                           claims.median_ratio_to_best("gelu", rivals), losses, TOLERANCE,
+                           higher_passes=False)
     lrs = {a: tuned[a]["learning_rate"] for a in acts}
     edges = [a for a in acts if tuned[a]["at_grid_edge"]]
     return claims.judge(

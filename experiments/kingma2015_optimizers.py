@@ -91,18 +91,6 @@ def as_loss(values) -> np.ndarray:
     return np.where(np.isnan(values), np.inf, values)
 
 
-def ratio_to_best_statistic(name: str, rivals):
-    """median(`name`) / min over `rivals` of their median, over seeds: a statistic for `claims.effect`."""
-    rivals = tuple(rivals)
-
-    def statistic(v):
-        best = np.min(np.stack([np.median(v[r], axis=-1) for r in rivals]), axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.median(v[name], axis=-1) / best
-
-    return statistic
-
-
 def curve_samples(name: str, curves_SxT) -> dict:
     """A cell's training curves as paired samples: one entry `name@t` per evaluation t."""
     curves = np.asarray(curves_SxT, dtype=np.float64)
@@ -155,8 +143,8 @@ def _judge_best(best: dict, quick: bool) -> dict:
     ratio = claims.ratio(medians["adam"], others[rival])
     edges = [o for o, b in best.items() if b["at_grid_edge"]]
     effect = claims.effect("Adam / best other median final training loss",
-                           ratio_to_best_statistic("adam", others), {o: b["final"] for o, b in best.items()},
-                           TOLERANCE, higher_passes=False)
+                           claims.median_ratio_to_best("adam", others),
+                           {o: b["final"] for o, b in best.items()}, TOLERANCE, higher_passes=False)
     return claims.judge(
         "T7",
         "Adam matches or beats SGD, momentum, Nesterov, RMSProp and AdaGrad (each at its tuned learning "

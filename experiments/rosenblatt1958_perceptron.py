@@ -191,21 +191,8 @@ def bound_fraction(updates, bound, converged) -> np.ndarray:
         return np.where(np.asarray(converged), np.asarray(updates) / np.asarray(bound), np.inf)
 
 
-def largest_mean(v: dict) -> np.ndarray:
-    """The largest of the cells' means over seeds: a statistic for `claims.effect`, (R, S) -> (R,)."""
-    return np.max(np.stack([a.mean(-1) for a in v.values()]), axis=0)
-
-
-def median_ratio(top: str, bottom: str):
-    """The statistic median(top) / median(bottom) over seeds, for `claims.effect` (inf/inf is NaN)."""
-    def statistic(v):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.median(v[top], -1) / np.median(v[bottom], -1)
-    return statistic
-
-
 def _within_bound(cells: dict, what: str) -> dict:
-    return claims.effect(f"largest mean updates / (R/gamma)^2 over {what}", largest_mean, cells, 1.0,
+    return claims.effect(f"largest mean updates / (R/gamma)^2 over {what}", claims.largest_mean, cells, 1.0,
                          higher_passes=False)
 
 
@@ -218,7 +205,7 @@ def _judge_separable(sep, sweep, margins, quick) -> list[dict]:
     sweep_effect = _within_bound({f"gamma={g}": sweep_fraction[i] for i, g in enumerate(margins)},
                                  "gamma " + ", ".join(map(str, margins)))
     updates = np.where(sweep["converged"], sweep["updates"], np.inf)
-    rise = [claims.effect(f"median updates, gamma {b} / gamma {a}", median_ratio(f"{b}", f"{a}"),
+    rise = [claims.effect(f"median updates, gamma {b} / gamma {a}", claims.median_ratio(f"{b}", f"{a}"),
                           {f"{a}": updates[i], f"{b}": updates[i + 1]}, 1.0)
             for i, (a, b) in enumerate(zip(margins, margins[1:]))]  # margins are listed large to small
     medians = np.median(updates, axis=1)

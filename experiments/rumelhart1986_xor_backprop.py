@@ -155,19 +155,6 @@ def _summarise(result) -> dict:
             "outputs": np.asarray(result["outputs"]), "params": jax.tree.map(np.asarray, result["params"])}
 
 
-def median_ratio(top: str, bottom: str):
-    """The statistic median(top) / median(bottom) over seeds, for `claims.effect` (inf/inf is NaN)."""
-    def statistic(v):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.median(v[top], -1) / np.median(v[bottom], -1)
-    return statistic
-
-
-def largest_mean(v: dict) -> np.ndarray:
-    """The largest of the cells' means over seeds: a statistic for `claims.effect`, (R, S) -> (R,)."""
-    return np.max(np.stack([a.mean(-1) for a in v.values()]), axis=0)
-
-
 def largest_log2_distance(targets: dict):
     """The statistic max over cells of |log2(median / target)|: below 1 means every median is within a
     factor of 2 of its target (`targets`: {cell: target})."""
@@ -187,7 +174,7 @@ def _mean(name: str):
 
 def _slower(epochs: dict, top: str, bottom: str, threshold: float, label: str = "") -> dict:
     """The effect median epochs(top) / median epochs(bottom), which must lie below `threshold`."""
-    return claims.effect(f"median epochs, {top} / {bottom}{label}", median_ratio(top, bottom),
+    return claims.effect(f"median epochs, {top} / {bottom}{label}", claims.median_ratio(top, bottom),
                          {bottom: epochs[bottom], top: epochs[top]}, threshold, higher_passes=False)
 
 
@@ -243,7 +230,7 @@ def _judge_scaling(runs: dict, hidden: tuple, quick: bool) -> list[dict]:
     faster = [_slower(epochs, f"H={b}", f"H={a}", 1.0) for a, b in itertools.pairwise(hidden)]
     faster.append(_slower(epochs, f"H={hmax}", f"H={h2}", SPEEDUP, " (overall)"))
     pair = {k: unsolved[k] for k in (f"H={h2}", f"H={hmax}")}
-    rare = [claims.effect("largest fraction unsolved over H", largest_mean, unsolved, MAX_UNSOLVED,
+    rare = [claims.effect("largest fraction unsolved over H", claims.largest_mean, unsolved, MAX_UNSOLVED,
                           higher_passes=False),
             claims.effect(f"fraction unsolved, H={h2} - H={hmax}", claims.mean_difference(*pair), pair, 0.0)]
     targets = {f"H={h}": chauvin(h) for h in hidden}

@@ -86,12 +86,6 @@ def largest_step(values, sign: float = 1.0) -> np.ndarray:
     return np.max(np.where(np.isnan(steps), np.inf, steps), -1)
 
 
-def median_ratio(v: dict, top: str, bottom: str) -> np.ndarray:
-    """median(top) / median(bottom) over seeds, per resample (inf when only `top` never fits)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.median(v[top], -1) / np.median(v[bottom], -1)
-
-
 def _key(p: float) -> str:
     return f"p={p:g}"
 
@@ -146,8 +140,8 @@ def _judge_time(fit_steps: dict, interval: float, quick: bool) -> dict:
     low, high = FIT_RATIO
     name = f"median steps to fit, {random} / {true}"
     effects = [
-        claims.effect(name, lambda v: median_ratio(v, random, true), samples, low),
-        claims.effect(name, lambda v: median_ratio(v, random, true), samples, high, higher_passes=False),
+        claims.effect(name, claims.median_ratio(random, true), samples, low),
+        claims.effect(name, claims.median_ratio(random, true), samples, high, higher_passes=False),
         claims.effect("largest fall of median steps to fit from one p to the next", lambda v: largest_step(
             np.stack([np.median(v[_key(p)], -1) for p in levels], -1), sign=-1.0), samples, interval,
             higher_passes=False)]

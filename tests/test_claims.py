@@ -136,3 +136,47 @@ def test_print_verdicts_one_line_each():
         claims.NOT_REPRODUCED: 0,
         claims.INCONCLUSIVE: 1,
     }
+
+
+def test_median_ratio_is_the_ratio_of_medians_over_seeds():
+    statistic = claims.median_ratio("tanh", "relu")
+    values = {"tanh": np.array([[1.0, 2.0, 3.0, 10.0], [np.inf, np.inf, np.inf, 1.0]]),
+              "relu": np.array([[1.0, 1.0, 2.0, 2.0], [np.inf, np.inf, np.inf, 2.0]])}
+    result = statistic(values)  # medians 2.5 / 1.5; never reached by most seeds of both: inf / inf
+    assert result[0] == pytest.approx(5 / 3) and np.isnan(result[1])
+    never = {"tanh": np.array([[np.inf, np.inf, 1.0]]), "relu": np.array([[1.0, 2.0, 3.0]])}
+    assert statistic(never)[0] == np.inf
+
+
+def test_median_ratio_handles_never_reached_targets():
+    ratio = claims.median_ratio("top", "bottom")
+    np.testing.assert_array_equal(ratio({"top": np.array([[2.0, 4.0, 6.0]]),
+                                         "bottom": np.array([[1.0, 2.0, 30.0]])}), [2.0])
+    assert np.isnan(ratio({"top": np.array([[np.inf, np.inf, 1.0]]),
+                           "bottom": np.array([[np.inf, np.inf, 2.0]])})[0])
+
+
+def test_median_ratio_to_best_is_median_over_the_best_rival_median_per_resample():
+    stat = claims.median_ratio_to_best("gelu", ("relu", "elu"))
+    v = {"gelu": np.array([[0.3, 0.1, 0.2], [0.4, 0.4, 0.4]]),
+         "relu": np.array([[0.9, 0.5, 0.6], [0.2, 0.2, 0.2]]),  # medians 0.6, 0.2
+         "elu": np.array([[0.4, 0.5, 0.1], [1.0, 1.0, 1.0]])}  # medians 0.4, 1.0
+    np.testing.assert_allclose(stat(v), [0.2 / 0.4, 0.4 / 0.2])
+    assert np.isinf(stat({"gelu": np.array([[np.inf]]), "relu": np.array([[1.0]]), "elu": np.array([[2.0]])}))
+
+
+def test_median_ratio_to_best_divides_by_the_lowest_rival_median():
+    stat = claims.median_ratio_to_best("adam", ("sgd", "rmsprop"))
+    v = {"adam": np.array([[0.3, 0.4, 0.5]]), "sgd": np.array([[0.6, 0.8, 1.0]]),
+         "rmsprop": np.array([[0.2, 0.5, 0.9]])}  # medians 0.4, 0.8, 0.5
+    np.testing.assert_allclose(stat(v), [0.4 / 0.5])
+
+
+def test_mean_ratio_and_largest_mean_over_seeds():
+    v = {"a": np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0]]), "b": np.array([[2.0, 2.0, 2.0], [4.0, 0.0, 2.0]])}
+    np.testing.assert_allclose(claims.mean_ratio("a", "b")(v), [1.0, 1.0])  # 2/2, 2/2
+    cells = {"a": np.array([[1.0, 2.0], [3.0, 5.0]]), "b": np.array([[2.0, 2.0], [0.0, 0.0]])}
+    np.testing.assert_array_equal(claims.largest_mean(cells), [2.0, 4.0])  # means a (1.5, 4), b (2, 0)
+    v = {"a": np.array([[100.0, 300, 200]]), "b": np.array([[50.0, 100, 400]])}
+    np.testing.assert_allclose(claims.median_ratio("a", "b")(v), [2.0])
+    assert claims.median_ratio("a", "b")({"a": np.array([[np.inf] * 3]), "b": v["b"]})[0] == np.inf

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from dlfound.data import sources
@@ -47,16 +46,6 @@ def test_mnist_mlp_quick_on_mnist1d(tmp_path):
     assert metrics["test_accuracy"] == pytest.approx(sum(metrics["test_accuracy_by_seed"]) / 2)
     assert (tmp_path / "first_layer_weights.png").is_file()
     assert [e["name"] for e in summary["claims"][0]["effects"]] == ["MLP - logistic regression test accuracy"]
-
-
-def test_median_ratio_is_the_ratio_of_medians_over_seeds():
-    statistic = depth_activation.median_ratio("tanh", "relu")
-    values = {"tanh": np.array([[1.0, 2.0, 3.0, 10.0], [np.inf, np.inf, np.inf, 1.0]]),
-              "relu": np.array([[1.0, 1.0, 2.0, 2.0], [np.inf, np.inf, np.inf, 2.0]])}
-    result = statistic(values)  # medians 2.5 / 1.5; never reached by most seeds of both: inf / inf
-    assert result[0] == pytest.approx(5 / 3) and np.isnan(result[1])
-    never = {"tanh": np.array([[np.inf, np.inf, 1.0]]), "relu": np.array([[1.0, 2.0, 3.0]])}
-    assert statistic(never)[0] == np.inf
 
 
 def test_missing_mnist_names_the_files_and_the_directory(tmp_path, monkeypatch, capsys):

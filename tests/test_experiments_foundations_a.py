@@ -109,20 +109,9 @@ def test_fixed_order_perceptron_cycles_on_xor_and_settles_on_and():
     assert epoch is not None and period == 1 and mistakes == 0
 
 
-def test_bound_fraction_and_largest_mean():
+def test_bound_fraction():
     np.testing.assert_array_equal(f1.bound_fraction([2, 5, 3], [10, 10, 4], [True, False, True]),
                                   [0.2, np.inf, 0.75])
-    cells = {"a": np.array([[1.0, 2.0], [3.0, 5.0]]), "b": np.array([[2.0, 2.0], [0.0, 0.0]])}
-    np.testing.assert_array_equal(f1.largest_mean(cells), [2.0, 4.0])  # means a (1.5, 4), b (2, 0)
-
-
-def test_median_ratio_handles_never_reached_targets():
-    for module in (f1, f3):
-        ratio = module.median_ratio("top", "bottom")
-        np.testing.assert_array_equal(ratio({"top": np.array([[2.0, 4.0, 6.0]]),
-                                             "bottom": np.array([[1.0, 2.0, 30.0]])}), [2.0])
-        assert np.isnan(ratio({"top": np.array([[np.inf, np.inf, 1.0]]),
-                               "bottom": np.array([[np.inf, np.inf, 2.0]])})[0])
 
 
 def test_perceptron_runs_respect_the_bound_on_planted_data():

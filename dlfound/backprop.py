@@ -257,14 +257,6 @@ def train_step(params: Params, x_BxD, y, lr, activation: str, loss: str, output:
     return sgd_update(params, grads, lr), value
 
 
-def _batch_indices(key, n: int, batch_size: int, step):
-    """Example indices for `step`: epoch e = step // (n // B) uses permutation fold_in(key, e);
-    the last partial batch of each epoch is dropped."""
-    steps_per_epoch = n // batch_size
-    perm = jax.random.permutation(jax.random.fold_in(key, step // steps_per_epoch), n)
-    return jax.lax.dynamic_slice_in_dim(perm, (step % steps_per_epoch) * batch_size, batch_size)
-
-
 def train(
     key,
     x_NxD,
@@ -281,10 +273,11 @@ def train(
     output: Optional[str] = None,
     grad_fn: Optional[Callable] = None,
 ):
-    """Initialises, then runs `num_steps` SGD steps in one `lax.scan`.
+    """Initialises, then runs `num_steps` SGD steps in `lax.scan`s (one over steps, or over epochs of steps).
 
     Args: key: `jax.random.key` (split into init and data-order keys); batch_size: None = full batch,
-      else shuffled minibatches (fresh permutation per epoch, last partial batch dropped);
+      else shuffled minibatches: epoch e = step // (N // B) visits permutation fold_in(data key, e),
+      drawn once per epoch, in batches of B (the last partial batch dropped);
       grad_fn: `(params, x, y) -> (loss, grads)`, default the from-scratch `loss_and_grads`
       (pass a `jax.value_and_grad` of `loss_value` to compare against autodiff).
     Returns: (final params, losses of shape (num_steps,), each before its step's update).
@@ -299,15 +292,28 @@ def train(
     if grad_fn is None:
         grad_fn = lambda p, xb, yb: loss_and_grads(p, xb, yb, activation, loss, output)  # noqa: E731
     n = x_NxD.shape[0]
-    full = batch_size is None or batch_size >= n
 
-    def step(params, t):
-        if full:
-            xb, yb = x_NxD, y
-        else:
-            idx = _batch_indices(k_data, n, batch_size, t)
-            xb, yb = x_NxD[idx], y[idx]
+    def update(params, xb, yb):
         value, grads = grad_fn(params, xb, yb)
         return sgd_update(params, grads, lr), value
 
-    return jax.lax.scan(step, params, jnp.arange(num_steps))
+    if batch_size is None or batch_size >= n:
+        return jax.lax.scan(lambda p, _: update(p, x_NxD, y), params, None, length=num_steps)
+
+    def epoch(params, e, num_batches: int):
+        order = jax.random.permutation(jax.random.fold_in(k_data, e), n)
+
+        def step(params, i):
+            idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+            return update(params, x_NxD[idx], y[idx])
+
+        return jax.lax.scan(step, params, jnp.arange(num_batches))
+
+    steps_per_epoch = n // batch_size
+    full_epochs, rest = divmod(num_steps, steps_per_epoch)
+    params, losses = jax.lax.scan(lambda p, e: epoch(p, e, steps_per_epoch), params, jnp.arange(full_epochs))
+    losses = losses.reshape(-1)
+    if rest:  # a last, partial epoch
+        params, last = epoch(params, full_epochs, rest)
+        losses = jnp.concatenate([losses, last])
+    return params, losses

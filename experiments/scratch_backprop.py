@@ -11,8 +11,7 @@ Claim:  F4: the from-scratch recipe (`dlfound.backprop`: forward pass, hand-writ
 Setup:  MNIST-1D (4000 train, no validation carve, 1000 test), the seed's MLP shape scaled to
         40 inputs: 40-128-64-10 ReLU (He init), softmax cross-entropy, plain SGD lr 0.05,
         batch 64, 25 epochs (1550 steps), 32 seeds vmapped. (1) Training: `backprop.train`'s run
-        (`train_by_epoch`, which draws each epoch's permutation once; same numbers) twice from
-        the same key, once with the hand-written gradients and once with `jax.value_and_grad`
+        twice from the same key, once with the hand-written gradients and once with `jax.value_and_grad`
         of the same loss: same init, same batches; in float64 (inside a `jax.enable_x64`
         context) and in float32. (2) Gradients at initialisation on 256 training examples for
         ReLU, tanh, sigmoid and GELU hidden units, and for ReLU also at the first seed's trained
@@ -122,36 +121,6 @@ def finite_difference_errors(params, x, y, activation: str, loss: str, num_coord
     return [rel_err([fd_by_coord[i] for i in c.tolist()], grad_flat[c]) for c in coords]
 
 
-def train_by_epoch(key, x_NxD, y, sizes, activation: str, loss: str, lr, num_epochs: int, batch_size: int,
-                   scheme: str, grad_fn=None):
-    """`backprop.train`'s run over whole epochs, each epoch's permutation drawn once, not at every step.
-
-    Same init, same batches (epoch e uses permutation fold_in(data key, e), the last partial batch
-    dropped), same updates and losses as `backprop.train(..., num_steps=num_epochs * (N // B))`,
-    which draws (and sorts) the epoch's permutation at every step: ~95% of its time on 2 CPU cores.
-    Returns: (final params, losses (num_epochs * (N // B),), each before its step's update).
-    """
-    k_init, k_data = jax.random.split(key)
-    params = bp.init_params(k_init, sizes, scheme, 1.0, x_NxD.dtype)
-    if grad_fn is None:
-        def grad_fn(p, xb, yb):
-            return bp.loss_and_grads(p, xb, yb, activation, loss)
-    n = x_NxD.shape[0]
-
-    def epoch(params, e):
-        order = jax.random.permutation(jax.random.fold_in(k_data, e), n)
-
-        def step(params, i):
-            idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
-            value, grads = grad_fn(params, x_NxD[idx], y[idx])
-            return bp.sgd_update(params, grads, lr), value
-
-        return jax.lax.scan(step, params, jnp.arange(n // batch_size))
-
-    params, losses = jax.lax.scan(epoch, params, jnp.arange(num_epochs))
-    return params, losses.reshape(-1)
-
-
 def _train_fn(cfg: Config, sizes, autodiff: bool):
     activation, loss = cfg.activation, cfg.loss
     grad_fn = None
@@ -160,8 +129,9 @@ def _train_fn(cfg: Config, sizes, autodiff: bool):
             return jax.value_and_grad(bp.loss_value)(p, xb, yb, activation, loss)
 
     def train(key, x, y):
-        return train_by_epoch(key, x, y, sizes, activation, loss, cfg.learning_rate, cfg.num_epochs,
-                              cfg.batch_size, cfg.resolved_init, grad_fn)
+        return bp.train(key, x, y, sizes, activation, loss, cfg.learning_rate,
+                        cfg.num_epochs * (x.shape[0] // cfg.batch_size), cfg.batch_size,
+                        scheme=cfg.resolved_init, grad_fn=grad_fn)
 
     return jax.jit(jax.vmap(train, in_axes=(0, None, None)))
 

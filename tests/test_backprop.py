@@ -192,3 +192,26 @@ def test_bad_names_raise_config_error_listing_valid_choices():
         bp.init_params(jax.random.key(0), (2, 2), "xavier_typo")
     with pytest.raises(ConfigError, match="sizes"):
         bp.init_params(jax.random.key(0), (2,))
+
+
+@pytest.mark.parametrize("autodiff", [False, True])
+def test_minibatch_training_visits_each_epochs_permutation_in_batches(autodiff):
+    """20 steps of 16 from 100 examples: 3 whole epochs of 6 batches, then 2 batches of a 4th."""
+    k_x, k_y = jax.random.split(jax.random.key(3))
+    x, y = jax.random.normal(k_x, (100, 5)), jax.random.randint(k_y, (100,), 0, 3)
+    grad_fn = ((lambda p, xb, yb: jax.value_and_grad(bp.loss_value)(p, xb, yb, "relu", "cross_entropy"))
+               if autodiff else None)
+    key, sizes = jax.random.key(7), [5, 8, 3]
+    params, losses = jax.jit(lambda k: bp.train(k, x, y, sizes, "relu", "cross_entropy", 0.1, 20, 16,
+                                                grad_fn=grad_fn))(key)
+    k_init, k_data = jax.random.split(key)
+    want_params, want = bp.init_params(k_init, sizes, "he"), []
+    for t in range(20):
+        epoch, i = divmod(t, 100 // 16)
+        idx = jax.random.permutation(jax.random.fold_in(k_data, epoch), 100)[i * 16:(i + 1) * 16]
+        want_params, value = bp.train_step(want_params, x[idx], y[idx], 0.1, "relu", "cross_entropy")
+        want.append(value)
+    assert losses.shape == (20,)
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+    for got, expected in zip(jax.tree.leaves(params), jax.tree.leaves(want_params)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

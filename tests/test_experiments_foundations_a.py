@@ -185,22 +185,6 @@ def test_gradient_checks_are_tiny_for_backprop_and_catch_a_wrong_gradient():
         assert f4.rel_err(wrong[0][0], right[0][0]) > 1e-2
 
 
-@pytest.mark.parametrize("autodiff", [False, True])
-def test_train_by_epoch_is_backprop_train_step_for_step(autodiff):
-    k_x, k_y = jax.random.split(jax.random.key(3))
-    x = jax.random.normal(k_x, (100, 5))
-    y = jax.random.randint(k_y, (100,), 0, 3)
-    grad_fn = ((lambda p, xb, yb: jax.value_and_grad(bp.loss_value)(p, xb, yb, "relu", "cross_entropy"))
-               if autodiff else None)
-    sizes, key = [5, 8, 3], jax.random.key(7)
-    want_params, want = bp.train(key, x, y, sizes, "relu", "cross_entropy", 0.1, 3 * 6, 16, scheme="he",
-                                 grad_fn=grad_fn)
-    params, losses = f4.train_by_epoch(key, x, y, sizes, "relu", "cross_entropy", 0.1, 3, 16, "he", grad_fn)
-    np.testing.assert_array_equal(losses, want)
-    for got, expected in zip(jax.tree.leaves(params), jax.tree.leaves(want_params)):
-        np.testing.assert_array_equal(got, expected)
-
-
 def test_mean_below_is_an_effect_of_the_mean():
     effect = f4.mean_below("gap", np.array([0.0, 0.01, 0.02, 0.03, 0.0, 0.01, 0.02, 0.03]), 0.05)
     assert effect["estimate"] == pytest.approx(0.015) and not effect["higher_passes"]

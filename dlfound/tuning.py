@@ -4,6 +4,11 @@ Every rate of a cell trains in the same vmapped program (`Sweep(..., vmapped={"l
 rates})`), so no method loses a comparison only because it was given another's learning rate.
 The pick uses the mean over seeds of the final validation metric; the per-seed values reported at
 the picked rate then come from the test split, which took no part in the pick.
+
+One rule picks the metric: the validation split's version of the quantity the claim judges, so
+accuracy where the claim is about accuracy (T1/T2, the main sweep: `val_accuracy`) and log loss
+where it is about the training objective (T3, T7: `val_loss`). A pick on the edge of its grid is
+flagged in the evidence (the grid then should grow that way).
 """
 
 from __future__ import annotations

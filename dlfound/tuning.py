@@ -7,8 +7,8 @@ the picked rate then come from the test split, which took no part in the pick.
 
 One rule picks the metric: the validation split's version of the quantity the claim judges, so
 accuracy where the claim is about accuracy (T1/T2, the main sweep: `val_accuracy`) and log loss
-where it is about the training objective (T3, T7: `val_loss`). A pick on the edge of its grid is
-flagged in the evidence (the grid then should grow that way).
+where it is about the training objective (T3, T7: `val_loss`). A pick on the edge of its grid
+(`at_grid_edge`) is flagged in the run's summary: the grid should then grow that way.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from dlfound.table import Table
 def log_spaced(low: float, high: float, count: int) -> tuple[float, ...]:
     """`count` learning rates from `low` to `high`, evenly spaced in log scale, rounded to 3 digits."""
     return tuple(float(f"{r:.3g}") for r in np.geomspace(low, high, count))
+
+
+def at_grid_edge(rate: float, rates) -> bool:
+    """Whether `rate` is the smallest or largest of two or more `rates` (the optimum may lie beyond)."""
+    return len(rates) > 1 and rate in (min(rates), max(rates))
 
 
 def pick(table: Table, rates, select_by: str = "val_accuracy", higher_is_better: bool = True,

@@ -181,7 +181,7 @@ def run(ctx: cli.Context) -> dict:
     metrics = {
         "learning_rates": list(RATES),
         "picked_learning_rate": {name[c]: rates[c] for c in cells},
-        "picked_at_edge_of_range": [name[c] for c in cells if rates[c] in (min(RATES), max(RATES))],
+        "picked_at_edge_of_range": [name[c] for c in cells if tuning.at_grid_edge(rates[c], RATES)],
         "val_accuracy_by_rate": {name[c]: {f"{r:g}": float(np.mean(table.final(
             "val_accuracy", learning_rate=r, depth=c[0], activation=c[1]))) for r in RATES} for c in cells},
         **{f"{m}_at_picked_rate": {name[c]: describe(table.final(m, **_at(rates, *c))) for c in cells}

@@ -100,7 +100,7 @@ def _tune(table: Table, acts, rates, setting: dict) -> dict:
         rate = tuning.pick(table, rates, select_by=SELECT_BY, higher_is_better=False, **where)
         by_rate = {f"{r:g}": float(np.nanmean(table.final(SELECT_BY, learning_rate=r, **where)))
                    for r in rates}
-        out[a] = {"learning_rate": rate, "at_grid_edge": len(rates) > 1 and rate in (rates[0], rates[-1]),
+        out[a] = {"learning_rate": rate, "at_grid_edge": tuning.at_grid_edge(rate, rates),
                   f"mean_final_{SELECT_BY}_by_rate": by_rate}
     return out
 

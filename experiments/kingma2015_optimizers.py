@@ -122,7 +122,7 @@ def _select(table: Table, grids: dict) -> dict:
     for opt, rates in grids.items():
         lr = tuning.pick(table, rates, select_by=SELECT_BY, higher_is_better=False, optimizer=opt)
         finals = {r: as_loss(table.final("train_loss", optimizer=opt, learning_rate=r)) for r in rates}
-        out[opt] = {"learning_rate": lr, "at_grid_edge": len(rates) > 1 and lr in (rates[0], rates[-1]),
+        out[opt] = {"learning_rate": lr, "at_grid_edge": tuning.at_grid_edge(lr, rates),
                     "curves": table.history("train_loss", optimizer=opt, learning_rate=lr),
                     "final": finals[lr],
                     "median_final_by_rate": {f"{r:g}": float(np.median(v)) for r, v in finals.items()},

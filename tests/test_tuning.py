@@ -33,3 +33,10 @@ def test_a_diverged_seed_makes_its_rate_the_worst():
                          (1.0, 0): (0.99, 0.9), (1.0, 1): (float("nan"), float("nan"))}))
     assert pick(table, (0.01, 1.0), depth=2) == 0.01
     assert pick(table, (0.01, 1.0), select_by="val_accuracy", higher_is_better=False, depth=2) == 0.01
+
+
+def test_a_pick_at_either_end_of_the_grid_is_at_its_edge():
+    rates = tuning.log_spaced(1e-4, 1e-2, 5)
+    assert tuning.at_grid_edge(1e-4, rates) and tuning.at_grid_edge(1e-2, rates)
+    assert not tuning.at_grid_edge(1e-3, rates)
+    assert not tuning.at_grid_edge(1e-3, (1e-3,))  # a single rate is not a grid

@@ -3,7 +3,7 @@
 import numpy as np
 
 from dlfound.table import Table
-from dlfound.tuning import log_spaced, pick, tuned_final
+from dlfound.tuning import at_grid_edge, log_spaced, pick, tuned_final
 
 
 def _rows(values: dict) -> list[dict]:
@@ -36,7 +36,7 @@ def test_a_diverged_seed_makes_its_rate_the_worst():
 
 
 def test_a_pick_at_either_end_of_the_grid_is_at_its_edge():
-    rates = tuning.log_spaced(1e-4, 1e-2, 5)
-    assert tuning.at_grid_edge(1e-4, rates) and tuning.at_grid_edge(1e-2, rates)
-    assert not tuning.at_grid_edge(1e-3, rates)
-    assert not tuning.at_grid_edge(1e-3, (1e-3,))  # a single rate is not a grid
+    rates = log_spaced(1e-4, 1e-2, 5)
+    assert at_grid_edge(1e-4, rates) and at_grid_edge(1e-2, rates)
+    assert not at_grid_edge(1e-3, rates)
+    assert not at_grid_edge(1e-3, (1e-3,))  # a single rate is not a grid

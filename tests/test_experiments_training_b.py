@@ -55,10 +55,10 @@ def test_a_diverged_loss_counts_as_infinite():
     np.testing.assert_array_equal(t7.as_loss([np.nan, 0.1]), [np.inf, 0.1])
 
 
-def test_t3_learning_rates_are_five_log_spaced_values_and_settings_split_the_runs():
+def test_t3_learning_rates_are_six_log_spaced_values_and_settings_split_the_runs():
     from dlfound.config import Config
 
-    assert len(t3.LEARNING_RATES) == 5
+    assert len(t3.LEARNING_RATES) == 6
     assert np.ptp(np.diff(np.log10(t3.LEARNING_RATES))) < 0.01
     s = t3.settings_of(Config(num_epochs=36, eval_every_epochs=6), (0.0, 0.2), 18, 6, t3.LEARNING_RATES)
     assert (s["early"]["num_epochs"], s["early"]["dropout_rate"]) == (18, 0.0)

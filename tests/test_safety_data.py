@@ -173,8 +173,8 @@ def test_the_estimate_is_printed_before_training(capsys, tmp_path, monkeypatch):
     with mock.patch.object(sweep, "train_ensemble", tripwire), pytest.raises(AssertionError):
         depth_activation.EXPERIMENT.main(["--quick", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    # 7 quick cells x 8 seeds x 5 vmapped learning rates
-    assert "plan: 7 cells in 3 programs, 280 models of up to 7,434 parameters; about" in err
+    # 7 quick cells x 8 seeds x 7 vmapped learning rates
+    assert "plan: 7 cells in 3 programs, 392 models of up to 7,434 parameters; about" in err
     assert "of results, " in err and "of trained models and" in err and "on this machine" in err
 
 

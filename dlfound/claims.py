@@ -41,6 +41,14 @@ def effect(name: str, statistic, samples: dict, threshold: float, higher_passes:
             "verdict": stats.interval_verdict(interval, threshold, higher_passes)}
 
 
+def effect_of_rows(name: str, statistic, rows: dict, threshold: float, higher_passes: bool = True) -> dict:
+    """`effect` of per-seed rows (S, ...) holding more than one number per seed (say, one per layer):
+    the bootstrap resamples seed indices, the same in every row, and `statistic` gets {name: (R, S, ...)}."""
+    size = len(next(iter(rows.values())))
+    pick = lambda v: {k: np.asarray(r)[v["seed"].astype(int)] for k, r in rows.items()}  # noqa: E731
+    return effect(name, lambda v: statistic(pick(v)), {"seed": np.arange(size)}, threshold, higher_passes)
+
+
 def mean_difference(better: str, worse: str):
     """The statistic mean(better) - mean(worse) over seeds, for `effect`."""
     return lambda v: v[better].mean(-1) - v[worse].mean(-1)

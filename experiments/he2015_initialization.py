@@ -1,19 +1,15 @@
 """Initialization decides whether depth trains: variance propagation, He vs Glorot vs small init.
 
-Papers: X. Glorot and Y. Bengio, "Understanding the difficulty of training deep feedforward
-        neural networks", AISTATS 2010 (eq. 1 "standard" and eq. 16 "normalized" init, Fig. 2,
-        Table 1); K. He, X. Zhang, S. Ren and J. Sun, "Delving deep into rectifiers: surpassing
-        human-level performance on ImageNet classification", ICCV 2015 (Sec. 2.2, eq. 10,
-        Fig. 3-4); the seeds' "better initialization".
+Papers: X. Glorot and Y. Bengio, "Understanding the difficulty of training deep feedforward neural
+        networks", AISTATS 2010 (eq. 1 "standard" and eq. 16 "normalized" init); K. He, X. Zhang, S.
+        Ren and J. Sun, "Delving deep into rectifiers: surpassing human-level performance on ImageNet
+        classification", ICCV 2015 (Sec. 2.2, eq. 10, Fig. 3-4); the seeds' "better initialization".
 Claims: T4: with ReLU, Var(W) = 2/fan_in (He) keeps the signal's second moment constant through
         the layers, while 1/fan_in (LeCun; Glorot for square layers) halves it at every layer (an
         RMS factor 2^-15 ~ 3e-5 after 30 layers) and the gradients shrink with it; a 30-layer
         ReLU MLP trains with He init, while Glorot's "completely stalls" (He et al. Fig. 4) and a
         fixed std of 0.01 does not converge for deep models; zero init never breaks the symmetry
-        between hidden units; the normalized init helps tanh and softsign at depth 5 (Glorot &
-        Bengio Table 1: tanh 27.15% -> 15.60% test error on Shapeset).
-        T1 (C08 design A, Glorot & Bengio Fig. 2): in a 4-layer sigmoid MLP with the standard init
-        the top hidden layer saturates towards 0 while the lower layers stay near 0.5.
+        between hidden units. (Glorot & Bengio's saturation and Table 1: glorot2010_saturation.)
 Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs standardized.
         (1) At init (no training; 32 seeds vmapped): a depth-50, width-64 ReLU MLP per scheme (he,
         glorot, lecun, std_uniform, small_normal), zero biases; the RMS of every hidden layer's
@@ -25,13 +21,9 @@ Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs s
         lr 0.01, batch 128, ~1500 steps, 8 seeds vmapped, init he / glorot / small_normal.
         (3) Zero init: a 2 x 64 sigmoid MLP with init "zeros" vs glorot, lr 0.1, same budget; the
         per-unit incoming weight vectors after training.
-        (4) C08 design A: 4 x 256 sigmoid, std_uniform init, plain SGD lr 0.1, batch 10, 2000 steps;
-        mean activation per layer on 512 training inputs every 400 steps.
-        (5) C08 design B: 5 x 256 tanh and softsign, std_uniform vs glorot ("N"), plain SGD lr 0.05,
-        batch 10, 4800 steps (the CI length of CLAIMS.md; the calibration used 10k).
-        Budgets are set in steps: num_epochs follows from the dataset size and batch size. Parts 2-5
+        Budgets are set in steps: num_epochs follows from the dataset size and batch size. Parts 2-3
         are one sweep, its cells named by depth, activation and init; part 3 reads the trained models
-        the sweep keeps (a resume of a --no-params run cannot). Longer than most experiments: five
+        the sweep keeps (a resume of a --no-params run cannot). Longer than most experiments: three
         parts with their own criteria (part 1's statistics: dlfound.propagation.layer_statistics).
 Run:    python -m experiments.he2015_initialization            # ~3 min on 2 CPU cores (estimated)
         python -m experiments.he2015_initialization --quick    # seconds; smoke test only
@@ -41,10 +33,9 @@ Expect: (CLAIMS.md C08/C09 calibrations) RMS(h_30)/RMS(x) ~0.5-2 for He vs ~2e-5
         LeCun; fitted log2 slopes 0 / -1 / -1 / -2.6 / -8.3 bits per layer (he, glorot, lecun,
         std_uniform, small_normal); small_normal's signal underflows to exactly 0 near layer 30.
         He reaches 50% train accuracy at depth 30 in ~400 steps; Glorot stays at chance in most
-        seeds; small_normal stays at chance; zero init keeps all units identical; the top sigmoid
-        layer's mean falls to ~0.1 by step 2000; tanh N beats tanh by ~10 points.
+        seeds; small_normal stays at chance; zero init keeps all units identical.
 Pass:   every judged quantity's 95% paired-bootstrap interval over seeds (part 1: its 32 init
-        seeds; parts 2-5: the sweep's seeds) clears its threshold; "in every seed" became the mean
+        seeds; parts 2-3: the sweep's seeds) clears its threshold; "in every seed" became the mean
         over seeds (the median for step counts; a target never reached counts as infinitely many
         steps). T4 (a) at init, |fitted slope of the mean log2 second moment per layer - the
         typical-value recursion| < 0.1 bit for every scheme, |log2 He's median RMS(h_30)/RMS(x)| < 2
@@ -58,11 +49,7 @@ Pass:   every judged quantity's 95% paired-bootstrap interval over seeds (part 1
         30 < 0.2; (f) zero init: in every seed and hidden layer the units' incoming weight vectors
         differ by <= 1e-6 of their norm (an identity, checked exactly on every model), the mean
         smallest kernel norm > 1e-3 (the weights moved), and mean(glorot - zero train accuracy) >
-        0.10; (g) mean(N - standard test accuracy) > 0.05 for tanh and for softsign (C08 Pass B;
-        its third item, sigmoid at depth 5 near chance, is T1's and shown by part 4).
-        T1: at the first evaluation at or after step 2000: mean top-layer activation < 0.15, every
-        lower layer's mean > 0.49, the smallest rise between consecutive lower layers' means > 0
-        (ordered layer 3 > 2 > 1), mean train accuracy < 0.2 (C08 Pass A).
+        0.10.
 """
 
 from __future__ import annotations
@@ -92,30 +79,15 @@ SETTINGS = {
     "init_depth": 50, "grad_depth": 30, "init_seeds": 32, "probe": 512,
     "deep": 30, "control": 10, "train_steps": 1500, "train_eval_steps": 62,
     "zero": {"depth": 2, "width": 64, "activation": "sigmoid", "learning_rate": 0.1},
-    "saturation": {"depth": 4, "width": 256, "activation": "sigmoid", "init": "std_uniform",
-                   "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 10},
-    "saturation_steps": 2000, "saturation_eval_steps": 400,
-    "table1": {"depth": 5, "width": 256, "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 10},
-    "table1_activations": ("tanh", "softsign"), "table1_steps": 4800, "table1_eval_steps": 400,
 }
 TRAIN_TARGET = 0.5  # C09: 50% train accuracy
 RMS_LAYER = 30  # He et al. Fig. 4 depth: RMS(h_30)/RMS(x)
 SLOPE_TOLERANCE = 0.1  # bits per layer
 UNDERFLOW_RMS = 1e-30  # layers whose RMS fell below this in some seed are left out of the slope fit
 SYMMETRY_TOLERANCE = 1e-6
-SATURATED, UNSATURATED = 0.15, 0.49  # T1: top-layer mean below, lower layers' means at least
 
 
 # ----------------------------------------------------------------------------- part 1: statistics at init
-
-def seed_effect(name: str, statistic, rows: dict, threshold: float, higher_passes: bool = True) -> dict:
-    """`claims.effect` of per-seed rows (S, ...) with more than one number per seed (one per layer): the
-    bootstrap resamples seed indices, the same in every row, and `statistic` gets {name: (R, S, ...)}."""
-    size = len(next(iter(rows.values())))
-    pick = lambda v: {k: np.asarray(r)[v["seed"].astype(int)] for k, r in rows.items()}
-    return claims.effect(name, lambda v: statistic(pick(v)), {"seed": np.arange(size)}, threshold,
-                         higher_passes)
-
 
 def log2_second_moment(rms_SxL: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log2 of each layer's second moment per seed, and the layers whose RMS stayed above UNDERFLOW_RMS."""
@@ -178,7 +150,7 @@ def _judge_init(stats: dict, budget: dict, quick: bool) -> list[dict]:
     rows = {s: stats["grad_rms"][s] for s in ("he", "glorot")}
     with np.errstate(divide="ignore", invalid="ignore"):
         effects = [
-            seed_effect("largest layer's median Glorot / He kernel-gradient RMS",
+            claims.effect_of_rows("largest layer's median Glorot / He kernel-gradient RMS",
                         lambda v: np.max(np.median(v["glorot"], -2) / np.median(v["he"], -2), -1), rows, 1e-3,
                         higher_passes=False),
             claims.effect("|log10 He median gradient RMS, first / last hidden layer|",
@@ -201,7 +173,7 @@ def _judge_init(stats: dict, budget: dict, quick: bool) -> list[dict]:
     return [a, b]
 
 
-# ----------------------------------------------------------------------------- parts 2-5: training
+# ----------------------------------------------------------------------------- parts 2-3: training
 
 def configs(cfg: Config, budget: dict, num_train: int) -> dict[str, Config]:
     """The config of each trained part, with its step budget."""
@@ -210,8 +182,7 @@ def configs(cfg: Config, budget: dict, num_train: int) -> dict[str, Config]:
         return step_budget(cfg.replace(**changes), num_train, steps, eval_steps)
 
     train = part("train", {})
-    return {"train": train, "zero": train.replace(**budget["zero"]),
-            **{name: part(name, budget[name]) for name in ("saturation", "table1")}}
+    return {"train": train, "zero": train.replace(**budget["zero"])}
 
 
 def at(cfg: Config, **axes) -> dict:
@@ -220,15 +191,14 @@ def at(cfg: Config, **axes) -> dict:
 
 
 def sweeps(cfgs: dict, budget: dict) -> list[Sweep]:
-    """Parts 2-5 as one sweep: every cell carries depth, activation and init, so they are told apart."""
+    """Parts 2-3 as one sweep: every cell carries depth, activation and init, so they are told apart."""
     def part(cfg, **grid):
         return Sweep(cfg, {name: (value,) for name, value in at(cfg).items()} | grid)
 
     train, deep, control = cfgs["train"], budget["deep"], budget["control"]
     return ([part(train, depth=(deep,), init=TRAIN_SCHEMES)]
             + ([part(train, depth=(control,), init=CONTROL_SCHEMES)] if control != deep else [])
-            + [part(cfgs["zero"], init=("zeros", "glorot")), part(cfgs["saturation"]),
-               part(cfgs["table1"], activation=budget["table1_activations"], init=("std_uniform", "glorot"))])
+            + [part(cfgs["zero"], init=("zeros", "glorot"))])
 
 
 def _train_runs(budget: dict) -> list[tuple[int, str]]:
@@ -333,56 +303,6 @@ def _judge_zero(table: Table, cfg: Config, quick: bool) -> dict:
          "glorot_train_accuracy": glorot.tolist()}, quick=quick, effects=effects)
 
 
-def _judge_saturation(table: Table, cfg: Config, at_step: int, quick: bool) -> tuple[dict, dict]:
-    axes, steps = at(cfg), table.steps(**at(cfg))
-    index = int(np.argmax(steps >= at_step)) if np.any(steps >= at_step) else len(steps) - 1
-    means = np.stack([table.history("activation_mean", layer=i, **axes)[:, index] for i in range(cfg.depth)],
-                     axis=1)
-    acc = table.history("train_accuracy", **axes)[:, index]
-    top, lower = means[:, -1], means[:, :-1]
-    effects = [claims.effect("mean top-layer activation", _mean("top"), {"top": top}, SATURATED,
-                             higher_passes=False),
-               seed_effect("smallest lower layer's mean activation",
-                           lambda v: np.min(v["lower"].mean(-2), -1), {"lower": lower}, UNSATURATED)]
-    if lower.shape[1] > 1:
-        effects.append(seed_effect("smallest rise of the mean activation between lower layers",
-                                   lambda v: np.min(np.diff(v["lower"].mean(-2), axis=-1), -1),
-                                   {"lower": lower}, 0.0))
-    effects.append(claims.effect("mean train accuracy", _mean("acc"), {"acc": acc}, 0.2, higher_passes=False))
-    verdict = claims.judge(
-        "T1", "The top hidden layer of a deep sigmoid MLP with standard init saturates towards 0 while the "
-        "lower layers stay near 0.5 (Glorot & Bengio 2010, Fig. 2)",
-        f"at step {int(steps[index])}, 95% intervals over seeds: the top layer's mean activation below "
-        f"{SATURATED:g}; every lower layer's above {UNSATURATED:g}; each lower layer's above the one below "
-        "it (the smallest rise above 0); train accuracy below 0.2",
-        claims.outcome(effects),
-        "mean activation per layer (input to output), seed-median: "
-        + claims.fmt(np.median(means, axis=0)) + f"; top layer per seed {claims.fmt(top)}; train accuracy "
-        f"{claims.fmt(acc)}",
-        {"step": int(steps[index]), "layer_means": means.tolist(), "train_accuracy": acc.tolist()},
-        quick=quick, effects=effects)
-    return verdict, {"step": int(steps[index]), "layer_means_median": np.median(means, axis=0).tolist()}
-
-
-def _judge_table1(table: Table, cfg: Config, acts, quick: bool) -> dict:
-    effects, parts, numbers = [], [], {}
-    for act in acts:
-        std = table.final("test_accuracy", **at(cfg, activation=act, init="std_uniform"))
-        norm = table.final("test_accuracy", **at(cfg, activation=act, init="glorot"))
-        effects.append(claims.effect(f"{act}: normalized - standard init test accuracy",
-                                     claims.mean_difference("N", "standard"), {"N": norm, "standard": std},
-                                     0.05))
-        parts.append(f"{act}: N {claims.fmt(norm)} vs standard {claims.fmt(std)}")
-        numbers[act] = {"normalized": norm.tolist(), "standard": std.tolist()}
-    return claims.judge(
-        "T4", "Normalized (Glorot) init beats the standard U(+-1/sqrt(n)) init for tanh and softsign at "
-        "depth 5 (Glorot & Bengio 2010, Table 1)",
-        "95% interval over seeds of mean(normalized - standard init test accuracy) above +0.05, for each "
-        "activation",
-        claims.outcome(effects), "test accuracy per seed: " + "; ".join(parts), numbers, quick=quick,
-        effects=effects)
-
-
 # ----------------------------------------------------------------------------- plots and run
 
 def _plots(ctx, stats, table: Table, cfgs: dict, budget: dict) -> None:
@@ -394,28 +314,12 @@ def _plots(ctx, stats, table: Table, cfgs: dict, budget: dict) -> None:
         {s: table.history("train_accuracy", **axes) for s, axes in deep.items()},
         "step", "train accuracy", f"Depth {budget['deep']} ReLU MLP: training accuracy by init",
         hlines={f"T4 target {TRAIN_TARGET:.0%}": TRAIN_TARGET})
-    sat = cfgs["saturation"]
-    plots.curves_with_bands(
-        ctx.run_dir.file("sigmoid_saturation.png"), table.steps(**at(sat)),
-        {f"layer {i + 1}": table.history("activation_mean", layer=i, **at(sat)) for i in range(sat.depth)},
-        "step", "mean activation", "Sigmoid MLP, standard init: mean activation per layer",
-        hlines={f"T1: top layer < {SATURATED:g}": SATURATED,
-                f"T1: lower layers >= {UNSATURATED:g}": UNSATURATED})
-    t1, acts = cfgs["table1"], budget["table1_activations"]
-    runs = {f"{a} {'N' if i == 'glorot' else 'standard'}": at(t1, activation=a, init=i)
-            for a in acts for i in ("std_uniform", "glorot")}
-    plots.curves_with_bands(
-        ctx.run_dir.file("normalized_init_test_accuracy.png"), table.steps(**runs[f"{acts[0]} N"]),
-        {label: table.history("test_accuracy", **axes) for label, axes in runs.items()},
-        "step", "test accuracy", "Depth 5: normalized vs standard init")
 
 
 def _metrics(stats: dict, table: Table, cfgs: dict, budget: dict) -> dict:
-    """Metrics keyed as in earlier summaries ("depth=30,init=he", "activation=tanh,init=glorot")."""
+    """Metrics keyed as in earlier summaries ("depth=30,init=he")."""
     layer = min(RMS_LAYER, budget["init_depth"]) - 1
     train = {f"depth={d},init={s}": at(cfgs["train"], depth=d, init=s) for d, s in _train_runs(budget)}
-    table1 = {f"activation={a},init={i}": at(cfgs["table1"], activation=a, init=i)
-              for a in budget["table1_activations"] for i in ("std_uniform", "glorot")}
     return {
         "init_rms_ratio_at_layer": layer + 1,
         "init_rms_ratio": {s: describe(stats["rms"][s][:, layer] / stats["input_rms"]) for s in SCHEMES},
@@ -425,7 +329,6 @@ def _metrics(stats: dict, table: Table, cfgs: dict, budget: dict) -> dict:
         "final_test_accuracy": {k: describe(table.final("test_accuracy", **a)) for k, a in train.items()},
         "steps_to_50pct_train": {k: table.steps_to("train_accuracy", TRAIN_TARGET, **a).tolist()
                                  for k, a in train.items()},
-        "table1_test_accuracy": {k: describe(table.final("test_accuracy", **a)) for k, a in table1.items()},
         "configs": {name: cfg.to_dict() for name, cfg in cfgs.items()},
     }
 
@@ -439,22 +342,16 @@ def run(ctx: cli.Context) -> dict:
     stats = layer_statistics(SCHEMES, data, width, budget["init_depth"], budget["grad_depth"],
                              budget["probe"], list(range(budget["init_seeds"])))
     quick = ctx.quick
-    saturation, sat_metrics = _judge_saturation(table, cfgs["saturation"], budget["saturation_steps"], quick)
     verdicts = (_judge_init(stats, budget, quick) + _judge_training(table, cfgs["train"], budget, quick)
-                + [_judge_zero(table, cfgs["zero"], quick),
-                   _judge_table1(table, cfgs["table1"], budget["table1_activations"], quick), saturation])
+                + [_judge_zero(table, cfgs["zero"], quick)])
     _plots(ctx, stats, table, cfgs, budget)
-    metrics = {**_metrics(stats, table, cfgs, budget), "saturation": sat_metrics}
-    return {"metrics": metrics, "claims": verdicts}
+    return {"metrics": _metrics(stats, table, cfgs, budget), "claims": verdicts}
 
 
 EXPERIMENT = cli.Experiment(
-    paper="Glorot & Bengio (2010); He et al. (2015)", claim_ids=("T1", "T4"),
+    paper="Glorot & Bengio (2010); He et al. (2015)", claim_ids=("T4",),
     name="he2015_initialization", description=__doc__, base=BASE, run=run, default_seeds=8,
     settings=SETTINGS, quick=cli.Overrides(settings={  # one depth for deep and control: 8 small cells
         "init_depth": 6, "grad_depth": 4, "init_seeds": 4, "deep": 2, "control": 2, "train_steps": 62,
-        "zero": {**SETTINGS["zero"], "width": 8},
-        "saturation": {**SETTINGS["saturation"], "depth": 2, "width": 16}, "saturation_steps": 400,
-        "table1": {**SETTINGS["table1"], "depth": 2, "width": 16},
-        "table1_activations": ("tanh",), "table1_steps": 400}))
+        "zero": {**SETTINGS["zero"], "width": 8}}))
 cli.script(__name__, EXPERIMENT)

@@ -10,22 +10,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlfound import initializers, propagation
+from dlfound import claims, initializers, propagation
 from dlfound.config import Config, step_budget
+from experiments import glorot2010_saturation as saturation_exp
 from experiments import he2015_initialization as init_exp
 from experiments import he2016_residual as residual_exp
 from experiments import ioffe2015_batchnorm as bn_exp
 
 SLOPES = [f"|fitted slope - recursion| (bits/layer), {s}" for s in init_exp.SCHEMES]
 STEPS_50 = "median steps to 50% train"
-INIT_EFFECTS = {  # the quick budget: init depth 6, gradient depth 4, trained depth 2, one Table 1 activation
+INIT_EFFECTS = {  # the quick budget: init depth 6, gradient depth 4, trained depth 2
     *SLOPES, "|log2 median He RMS(h_6)/RMS(x)|", "mean glorot RMS(h_6)/RMS(x)", "mean lecun RMS(h_6)/RMS(x)",
     "largest layer's median Glorot / He kernel-gradient RMS",
     "|log10 He median gradient RMS, first / last hidden layer|", f"He {STEPS_50}, depth 2",
     f"{STEPS_50}, Glorot / He, depth 2", f"he {STEPS_50}, depth 2", f"glorot {STEPS_50}, depth 2",
     "small_normal mean final train accuracy, depth 2", "mean smallest hidden kernel norm, zero init",
-    "glorot - zero-init train accuracy", "tanh: normalized - standard init test accuracy",
-    "mean top-layer activation", "smallest lower layer's mean activation", "mean train accuracy"}
+    "glorot - zero-init train accuracy"}
+SATURATION_EFFECTS = {  # the quick budget: depth 2 (one lower layer), one Table 1 activation
+    "tanh: normalized - standard init test accuracy", "mean top-layer activation",
+    "smallest lower layer's mean activation", "mean train accuracy"}
 BN_EFFECTS = {  # the quick budget: the paper's net at its two rates
     *(f"{name}, lr {lr}" for lr in (0.1, 0.5) for name in (
         "BN - no-BN final test accuracy", "BN median steps to 50% test", "no-BN median steps to 50% test")),
@@ -35,7 +38,8 @@ BN_EFFECTS = {  # the quick budget: the paper's net at its two rates
 RESIDUAL_EFFECTS = {"mean plain loss depth 3 / depth 2", "mean residual / plain loss, depth 3",  # depths 2, 3
                     "residual / plain median loss growth, depth 3 / 2"}
 QUICK_RUNS = [
-    (init_exp, {"T4", "T1"}, INIT_EFFECTS),
+    (init_exp, {"T4"}, INIT_EFFECTS),
+    (saturation_exp, {"T1", "T4"}, SATURATION_EFFECTS),
     (bn_exp, {"T5"}, BN_EFFECTS),
     (residual_exp, {"T6"}, RESIDUAL_EFFECTS),
 ]
@@ -158,7 +162,7 @@ def test_seed_slopes_average_to_the_fitted_slope_and_seed_effect_resamples_whole
     assert np.all(np.isnan(init_exp.seed_slopes(log2_ms, np.eye(5, dtype=bool)[0])))
     rows = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]] * 3)  # 9 seeds, two layers each
     ratio = lambda v: v["x"][..., 1].mean(-1) / v["x"][..., 0].mean(-1)
-    effect = init_exp.seed_effect("layer 2 / layer 1", ratio, {"x": rows}, 5.0)
+    effect = claims.effect_of_rows("layer 2 / layer 1", ratio, {"x": rows}, 5.0)
     assert effect["estimate"] == pytest.approx(10.0)
     assert effect["low"] == pytest.approx(10.0) and effect["high"] == pytest.approx(10.0)  # rows stay whole
     assert effect["seeds"] == 9 and effect["verdict"] == "reproduced"

@@ -184,10 +184,25 @@ def lines(path, x, series: dict, xlabel: str, ylabel: str, title: str,
     return _save(fig, path)
 
 
-def histogram(path, values, xlabel: str, title: str, vlines: dict | None = None, bins: int = 40) -> Path:
-    """The distribution of `values` (one per seed; non-finite ones counted in the title), with `vlines`."""
+def grid_bins(values, step: float, bins: int) -> np.ndarray:
+    """About `bins` bin edges for values on a grid of `step`: each bin spans the same whole number of
+    grid points, with the edges halfway between points."""
+    low, high = float(np.min(values)), float(np.max(values))
+    width = step * max(1, round((high - low) / step / bins))
+    return np.arange(low - step / 2, high + width, width)
+
+
+def histogram(path, values, xlabel: str, title: str, vlines: dict | None = None, bins: int = 40,
+              step: float | None = None) -> Path:
+    """The distribution of `values` (one per seed; non-finite ones counted in the title), with `vlines`.
+
+    `step`: the grid the values lie on (an accuracy on n examples moves in steps of 1/n); each bin then
+    holds the same whole number of grid points, so no bar is an artefact of where the edges fall.
+    """
     values = np.asarray(values, dtype=np.float64).ravel()
     finite = values[np.isfinite(values)]
+    if step and finite.size:
+        bins = grid_bins(finite, step, bins)
     fig = _figure()
     ax = fig.add_subplot()
     ax.hist(finite, bins=bins, color="0.55", edgecolor="white")

@@ -225,3 +225,14 @@ def test_every_activation_has_its_own_colour():
     assert set(plots.ACTIVATION_COLOURS) == set(activations.names())
     assert len(set(plots.ACTIVATION_COLOURS.values())) == len(plots.ACTIVATION_COLOURS)
     assert plots.colour("relu (n=5)") == plots.colour("relu") and plots.colour("logistic regression") is None
+
+
+def test_histogram_bins_of_grid_values_hold_the_same_number_of_grid_points():
+    rng = np.random.default_rng(0)
+    accuracy = rng.integers(600, 700, size=500) / 1000  # accuracies on 1000 test examples
+    edges = plots.grid_bins(accuracy, 1 / 1000, bins=40)
+    points = np.arange(600, 700) / 1000
+    counts = np.histogram(points, edges)[0]
+    assert len(set(counts[:-1].tolist())) == 1 and counts[-1] <= counts[0]  # the last bin may be cut short
+    assert np.histogram(accuracy, edges)[0].sum() == accuracy.size
+    assert np.all(np.abs((edges[:, None] - points[None, :]) * 1000) > 0.4)  # no edge on a grid point

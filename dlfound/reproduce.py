@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from dlfound import catalog
@@ -102,6 +103,27 @@ def _summary(path: Path) -> dict | None:
         return None
 
 
+def _revision(path: Path) -> str:
+    """The git revision a run was made at (from its config.json), "unknown" without one."""
+    try:
+        environment = read_json(path / "config.json").get("environment", {})
+    except (OSError, ValueError):
+        return "unknown"
+    revision = (environment.get("git_revision") or "unknown")[:12]
+    return revision + ("+" if environment.get("git_dirty") else "")
+
+
+def column_times(records: list[dict]) -> str:
+    """Each column's total wall and CPU minutes over its runs (made one after another)."""
+    parts = []
+    for column in dict.fromkeys(r["column"] for r in records):
+        runs = [r for r in records if r["column"] == column and r["wall_seconds"] is not None]
+        wall, cpu = (sum(r[k] or 0.0 for r in runs) / 60 for k in ("wall_seconds", "cpu_seconds"))
+        name = "MNIST-1D / synthetic" if column == BASE else column
+        parts.append(f"{name} {wall:.1f} min ({cpu:.1f} CPU min, {len(runs)} runs)")
+    return ", ".join(parts)
+
+
 def collect(out: Path, experiments: list) -> list[dict]:
     """One record per (experiment, dataset column) that has a run in `out`."""
     records, state = [], read_times(out)
@@ -114,6 +136,7 @@ def collect(out: Path, experiments: list) -> list[dict]:
                 continue
             records.append({
                 "experiment": experiment.name, "paper": experiment.paper, "column": dataset,
+                "revision": _revision(path),
                 "dataset": (summary or {}).get("config", {}).get("dataset", dataset),
                 "seeds": len((summary or {}).get("seeds", [])), "quick": bool((summary or {}).get("quick")),
                 "wall_seconds": entry.get("wall_seconds"), "cpu_seconds": entry.get("cpu_seconds"),
@@ -171,9 +194,12 @@ def write(out: Path, records: list[dict]) -> str:
     revision = (environment.get("git_revision") or "unknown")[:12] + (" (with local changes)"
                                                                     if environment.get("git_dirty") else "")
     quick = " Quick runs: tiny budgets, verdicts not meaningful." if any(r["quick"] for r in records) else ""
+    made = ", ".join(f"{rev} ({n})" for rev, n in Counter(r["revision"] for r in records).most_common())
     text = "\n".join([
         "# Reproduction of every claim", "",
-        f"{len(claims)} verdicts from {len(records)} runs: {counts}. Revision {revision}.{quick}", "",
+        f"{len(claims)} verdicts from {len(records)} runs: {counts}. Time per column, runs one after "
+        f"another: {column_times(records)}. Runs made at revision (runs): {made} (+: with local "
+        f"changes); table written at {revision}.{quick}", "",
         "A verdict is *reproduced* when the 95% paired-bootstrap interval over seeds of every judged "
         "quantity clears its criterion, *not reproduced* when one excludes it, *inconclusive* "
         "otherwise (dlfound.stats.paired_bootstrap).", "", *table(records), ""])

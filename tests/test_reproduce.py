@@ -82,6 +82,16 @@ def test_the_table_puts_the_datasets_side_by_side():
     assert "failed (exit 1)" in failed[2]
 
 
+def test_the_header_sums_each_columns_times_and_names_the_revisions_runs_were_made_at(tmp_path):
+    records = [dict(_record("base", "r", seconds=90.0), cpu_seconds=150.0, revision="aaa"),
+               dict(_record("base", "r", seconds=30.0), experiment="b", cpu_seconds=30.0, revision="bbb+"),
+               dict(_record("fashion_mnist", "r", seconds=600.0), cpu_seconds=900.0, revision="aaa")]
+    assert reproduce.column_times(records) == ("MNIST-1D / synthetic 2.0 min (3.0 CPU min, 2 runs), "
+                                               "fashion_mnist 10.0 min (15.0 CPU min, 1 runs)")
+    text = reproduce.write(tmp_path, records)
+    assert "Runs made at revision (runs): aaa (2), bbb+ (1)" in text
+
+
 def test_the_readme_table_is_replaced_between_its_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{reproduce.README_BEGIN}\nold table\n{reproduce.README_END}\nafter\n")

@@ -25,7 +25,7 @@ Setup:  the MNIST-1D notebook's model and optimizer: 40-h-h-10 ReLU (He init), S
         al.'s 4000 images (train_fraction 0.0667: 4002 of 60,000; 784-h-h-10, h_n = 5, widths
         1..30), the same 500 epochs (20,000 steps), tested on the 10,000 test images. All 60k
         images would need ~300k steps per width (--set train_fraction=1): a GPU job.
-Run:    python -m experiments.belkin2019_double_descent            # ~4 min on 2 CPU cores (estimated)
+Run:    python -m experiments.belkin2019_double_descent            # 4.5 min on 2 CPU cores (measured)
         python -m experiments.belkin2019_double_descent --quick    # seconds; smoke test only
         python -m experiments.belkin2019_double_descent --dataset fashion_mnist   # ~4 min (estimated)
 Expect: (CLAIMS.md C17 calibration) mean test error ~49.6% at h=16, ~56.5% at h=40-48, ~46.8% at

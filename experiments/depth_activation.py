@@ -18,7 +18,7 @@ Setup:  MNIST-1D (4000/1000, 40 features), depth {1, 2, 4, 8, 16} x activation {
         recorded accuracy (its NaN outputs predict one class: about chance). The range grew twice
         where picks landed on its edge: on 0.005-0.5 the top rate won in 16 of 31 cells, on
         0.0158-1.58 the top in 6 (shallow sigmoid, ReLU and GELU nets) and the bottom in 1 (8 seeds).
-Run:    python -m experiments.depth_activation            # ~7 min on 2 CPU cores (estimated)
+Run:    python -m experiments.depth_activation            # 7.2 min on 2 CPU cores (measured)
         python -m experiments.depth_activation --quick    # seconds; smoke test only
         python -m experiments.depth_activation --dataset fashion_mnist   # a 10% training subset
 Fashion: a budget for 784-pixel images: 5,700 training images (train_fraction 0.1 of the 57,000

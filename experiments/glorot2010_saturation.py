@@ -14,7 +14,7 @@ Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs s
         activation of every hidden layer on 512 training inputs every 400 steps. (B) 5 x 256 tanh and
         softsign, std_uniform vs glorot ("N"), lr 0.05, 4800 steps (CLAIMS.md's CI length; the
         calibration used 10k), evaluated every 400. Budgets are set in steps (`config.step_budget`).
-Run:    python -m experiments.glorot2010_saturation            # ~1 min on 2 CPU cores (estimated)
+Run:    python -m experiments.glorot2010_saturation            # 1.0 min on 2 CPU cores (measured)
         python -m experiments.glorot2010_saturation --quick    # seconds; smoke test only
 Expect: (C08 calibration) the top layer's mean falls to ~0.1 by step 2000 while the lower layers
         stay at ~0.5 and training accuracy stays at chance; tanh N beats tanh by ~10 points.

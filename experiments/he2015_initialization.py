@@ -25,7 +25,7 @@ Setup:  MNIST-1D with all 4000 training examples (no validation carve), inputs s
         are one sweep, its cells named by depth, activation and init; part 3 reads the trained models
         the sweep keeps (a resume of a --no-params run cannot). Longer than most experiments: three
         parts with their own criteria (part 1's statistics: dlfound.propagation.layer_statistics).
-Run:    python -m experiments.he2015_initialization            # ~3 min on 2 CPU cores (estimated)
+Run:    python -m experiments.he2015_initialization            # 47 s on 2 CPU cores (measured)
         python -m experiments.he2015_initialization --quick    # seconds; smoke test only
         python -m experiments.he2015_initialization --dataset fashion_mnist   # full size: the same
             step budgets, but every evaluation passes 70k images (~3x longer on CPU; fine on a GPU)

@@ -18,7 +18,7 @@ Setup:  MNIST-1D with all 4000 training examples, inputs standardized; plain SGD
         (num_epochs follows from the dataset). A diverged model counts with its recorded accuracy
         (its NaN outputs predict one class: about chance) and never reaches a target. Longer than
         most experiments: three nets, each judged on two criteria with per-rate evidence.
-Run:    python -m experiments.ioffe2015_batchnorm            # ~3.3 min on 2 CPU cores (estimated)
+Run:    python -m experiments.ioffe2015_batchnorm            # 3.3 min on 2 CPU cores (measured)
         python -m experiments.ioffe2015_batchnorm --quick    # seconds; smoke test only
         python -m experiments.ioffe2015_batchnorm --dataset fashion_mnist   # a 10% training subset
 Fashion-MNIST column: 6,000 training images (train_fraction 0.1), ~2000 steps (100 per epoch),

@@ -20,7 +20,7 @@ Setup:  `dlfound.perceptron.train_perceptron` (fresh random order every epoch, v
         value (cycling theorem), the best of 100,000 random linear classifiers, and logistic
         regression trained by `make_train` (depth 0, Adam 0.1, full batch, 100 epochs; the BASE
         config) as a gradient-trained single layer.
-Run:    python -m experiments.rosenblatt1958_perceptron           # ~0.7 min on 2 CPU cores (estimated)
+Run:    python -m experiments.rosenblatt1958_perceptron           # 15 s on 2 CPU cores (measured)
         python -m experiments.rosenblatt1958_perceptron --quick   # seconds; smoke test only
 Expect: every separable run converges within a few epochs with updates far below the bound;
         median updates about 7 -> 40 as gamma falls 0.2 -> 0.025 (bound ~70 -> ~3400); XOR: no run

@@ -22,7 +22,7 @@ Setup:  as CLAIMS.md C04: sigmoid hidden and output units, summed squared error
         Epochs to solve = number of updates before the first solved evaluation (inf if never);
         medians are over all seeds with unsolved runs as inf. A failed run whose loss moved less
         than 1e-4 over its last 1000 epochs is counted as stuck (local minimum or plateau).
-Run:    python -m experiments.rumelhart1986_xor_backprop           # ~0.5 min on 2 CPU cores (estimated)
+Run:    python -m experiments.rumelhart1986_xor_backprop           # 7 s on 2 CPU cores (measured)
         python -m experiments.rumelhart1986_xor_backprop --quick   # seconds; smoke test only
 Expect: (calibration, CLAIMS.md C04) H=2 solves ~96% with median ~270 epochs; median epochs
         ~175, 130, 100, 87 at H = 4, 8, 16, 32, all solved; 1 hidden unit + direct links ~99%

@@ -26,7 +26,7 @@ Setup:  (a) the hand-built net (`dlfound.regions.sawtooth_params`) for k = 1..10
         shallow net trained on the k=6 sawtooth (1024 uniform points, MSE, Adam lr {1e-3,
         1e-2} vmapped, full batch, 3000 steps, 13 seeds): L1 error on a 4096-point grid. A
         diverged net counts as erring on every n-ap point and as an infinite L1 error.
-Run:    python -m experiments.telgarsky2016_depth_efficiency           # ~2 min on 2 CPU cores (estimated)
+Run:    python -m experiments.telgarsky2016_depth_efficiency           # 57 s on 2 CPU cores (measured)
         python -m experiments.telgarsky2016_depth_efficiency --quick   # seconds; smoke test only
 Expect: (a) error 0 (dyadic arithmetic is exact in float32), pieces = regions = 2^k; (b) never
         more than m+1 pieces; (c) L1 ~1e-15 at m = 2^k - 1 and ~0.25 (a constant's error) at

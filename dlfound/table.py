@@ -107,6 +107,10 @@ class Table:
         """`metric` at the last evaluation, one value per selected model."""
         return self.history(metric, layer=layer, **where)[:, -1]
 
+    def diverged_models(self) -> int:
+        """How many of the table's models diverged (each counted once, by its first evaluation's row)."""
+        return sum(r["status"] == "diverged" for r in self.rows if r["eval"] == 0)
+
     def steps(self, **where) -> np.ndarray:
         """The training step of each evaluation."""
         return self.history("step", **where)[0]

@@ -238,7 +238,7 @@ def run(ctx: cli.Context) -> dict:
                         for p in levels},
         "final_train_loss": {f"p={p:g}": {w: float(table.final("train_loss", width=w, label_noise=p).mean())
                                           for w in widths} for p in levels},
-        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
+        "diverged_models": table.diverged_models(),
     }
     return {"metrics": metrics, "claims": verdicts}
 

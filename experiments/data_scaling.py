@@ -222,7 +222,7 @@ def run(ctx: cli.Context) -> dict:
         "train_accuracy": {
             names[d]: {str(s): describe(table.final("train_accuracy", train_fraction=f, depth=d))
                        for s, f in zip(sizes, fractions)} for d in depths},
-        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
+        "diverged_models": table.diverged_models(),
     }
     return {"metrics": metrics, "claims": verdicts}
 

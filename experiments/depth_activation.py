@@ -190,7 +190,7 @@ def run(ctx: cli.Context) -> dict:
         "steps_to_train_target_at_picked_rate": {name[c]: table.steps_to(
             "train_accuracy", TRAIN_TARGET, **_at(rates, *c)).tolist() for c in cells[1:]},
         "init_by_activation": {a: Config(activation=a).resolved_init for a in acts},
-        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
+        "diverged_models": table.diverged_models(),
     }
     return {"metrics": metrics, "claims": verdicts}
 

@@ -223,7 +223,7 @@ def run(ctx: cli.Context) -> dict:
         "learning_rates": list(rates), "select_by": SELECT_BY,
         "by_activation": _summaries(table, acts, settings, tuned),
         "init_by_activation": {a: ctx.cfg.replace(activation=a).resolved_init for a in acts},
-        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
+        "diverged_models": table.diverged_models(),
     }
     return {"metrics": metrics, "claims": verdicts}
 

@@ -246,7 +246,7 @@ def run(ctx: cli.Context) -> dict:
                   table.final("test_accuracy", optimizer=opt, learning_rate=b["learning_rate"]))}
         for opt, b in best.items()}
     metrics["select_by"] = SELECT_BY
-    metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
+    metrics["diverged_models"] = table.diverged_models()
     return {"metrics": metrics, "claims": verdicts}
 
 

@@ -141,7 +141,7 @@ def run(ctx: cli.Context) -> dict:
                                   "train_accuracy": describe(train[:, i]), "gap": describe(gap[:, i]),
                                   "final_train_loss": describe(table.final("train_loss", dropout_rate=r))}
                for i, r in enumerate(rates)}
-    metrics["diverged_models"] = int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0))
+    metrics["diverged_models"] = table.diverged_models()
     return {"metrics": metrics, "claims": verdicts}
 
 

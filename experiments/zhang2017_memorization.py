@@ -209,7 +209,7 @@ def run(ctx: cli.Context) -> dict:
         # runs that never fit are counted as n_nan
         "steps_to_fit": {str(p): describe(finite_or_nan(v)) for p, v in fit_steps.items()},
         "chance": chance, "evaluation_interval_steps": interval, "total_steps": int(steps[-1]),
-        "diverged_models": int(sum(r["status"] == "diverged" for r in table.rows if r["eval"] == 0)),
+        "diverged_models": table.diverged_models(),
     }
     return {"metrics": metrics, "claims": verdicts}
 

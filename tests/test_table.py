@@ -57,3 +57,12 @@ def test_wrong_or_ambiguous_selections_are_errors_that_name_the_fields():
         table.final("train_accuracy", depth=16, activation="relu")
     with pytest.raises(ValueError, match="no results for cell 'x'"):
         table.final("train_accuracy", cell="x")
+
+
+def test_diverged_models_counts_each_model_once():
+    rows = _rows()
+    for r in rows:
+        if r["depth"] == 8 and r["model"] in (0, 3):
+            r["status"] = "diverged"  # a diverged model's rows all carry its status
+    assert Table(_rows()).diverged_models() == 0
+    assert Table(rows).diverged_models() == 4  # two models in each of the two depth-8 cells

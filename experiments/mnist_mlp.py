@@ -11,7 +11,7 @@ Claim:  T12: after 5 epochs the MLP reaches about 97% test accuracy on MNIST; it
         published MLP figure is about 88%; on MNIST-1D the MLP beats logistic regression by
         a wide margin (Greydanus 2020: ~68% vs ~32%).
 Run:    python -m experiments.mnist_mlp                          # 12 s on 2 CPU cores (measured)
-        python -m experiments.mnist_mlp --dataset fashion_mnist  # ~7 min on 2 CPU cores (estimated)
+        python -m experiments.mnist_mlp --dataset fashion_mnist  # ~7 min on 2 CPU cores (estimated, not run)
         python -m experiments.mnist_mlp --dataset mnist          # needs the MNIST files
 Expect: the 95% interval of the mean test accuracy over seeds above 96.5% on MNIST and above 86.5%
         on Fashion-MNIST (measured 87.6% over 3 seeds); on MNIST-1D (4685 updates, see

@@ -49,6 +49,16 @@ def effect_of_rows(name: str, statistic, rows: dict, threshold: float, higher_pa
     return effect(name, lambda v: statistic(pick(v)), {"seed": np.arange(size)}, threshold, higher_passes)
 
 
+def mean_of(name: str):
+    """The statistic mean over seeds of cell `name`, for `effect`."""
+    return lambda v: v[name].mean(-1)
+
+
+def median_of(name: str):
+    """The statistic median over seeds of cell `name`, for `effect` (a target never reached is inf)."""
+    return lambda v: np.median(v[name], -1)
+
+
 def mean_difference(better: str, worse: str):
     """The statistic mean(better) - mean(worse) over seeds, for `effect`."""
     return lambda v: v[better].mean(-1) - v[worse].mean(-1)

@@ -103,14 +103,19 @@ def _summary(path: Path) -> dict | None:
         return None
 
 
+def _revision_of(environment: dict) -> tuple[str, bool]:
+    """(the git revision's first 12 characters or "unknown", whether the tree had local changes)."""
+    return (environment.get("git_revision") or "unknown")[:12], bool(environment.get("git_dirty"))
+
+
 def _revision(path: Path) -> str:
-    """The git revision a run was made at (from its config.json), "unknown" without one."""
+    """The git revision a run was made at (from its config.json; + with local changes)."""
     try:
         environment = read_json(path / "config.json").get("environment", {})
     except (OSError, ValueError):
         return "unknown"
-    revision = (environment.get("git_revision") or "unknown")[:12]
-    return revision + ("+" if environment.get("git_dirty") else "")
+    revision, dirty = _revision_of(environment)
+    return revision + ("+" if dirty else "")
 
 
 def column_times(records: list[dict]) -> str:
@@ -190,9 +195,8 @@ def write(out: Path, records: list[dict]) -> str:
 
     claims = [c for r in records for c in r["claims"]]
     counts = ", ".join(f"{n} {v}" for v, n in count_verdicts(claims).items())
-    environment = environment_info()
-    revision = (environment.get("git_revision") or "unknown")[:12] + (" (with local changes)"
-                                                                    if environment.get("git_dirty") else "")
+    revision, dirty = _revision_of(environment_info())
+    revision += " (with local changes)" if dirty else ""
     quick = " Quick runs: tiny budgets, verdicts not meaningful." if any(r["quick"] for r in records) else ""
     made = ", ".join(f"{rev} ({n})" for rev, n in Counter(r["revision"] for r in records).most_common())
     text = "\n".join([

@@ -68,10 +68,6 @@ def sweeps(cfgs: dict, acts) -> list[Sweep]:
     return [part(cfgs["saturation"]), part(cfgs["table1"], activation=tuple(acts), init=INITS)]
 
 
-def _mean(name: str):
-    return lambda v: v[name].mean(-1)
-
-
 def _judge_saturation(table: Table, cfg: Config, at_step: int, quick: bool) -> tuple[dict, dict]:
     axes, steps = at(cfg), table.steps(**at(cfg))
     index = int(np.argmax(steps >= at_step)) if np.any(steps >= at_step) else len(steps) - 1
@@ -79,7 +75,7 @@ def _judge_saturation(table: Table, cfg: Config, at_step: int, quick: bool) -> t
                      axis=1)
     acc = table.history("train_accuracy", **axes)[:, index]
     top, lower = means[:, -1], means[:, :-1]
-    effects = [claims.effect("mean top-layer activation", _mean("top"), {"top": top}, SATURATED,
+    effects = [claims.effect("mean top-layer activation", claims.mean_of("top"), {"top": top}, SATURATED,
                              higher_passes=False),
                claims.effect_of_rows("smallest lower layer's mean activation",
                                      lambda v: np.min(v["lower"].mean(-2), -1), {"lower": lower},
@@ -88,7 +84,8 @@ def _judge_saturation(table: Table, cfg: Config, at_step: int, quick: bool) -> t
         effects.append(claims.effect_of_rows("smallest rise of the mean activation between lower layers",
                                              lambda v: np.min(np.diff(v["lower"].mean(-2), axis=-1), -1),
                                              {"lower": lower}, 0.0))
-    effects.append(claims.effect("mean train accuracy", _mean("acc"), {"acc": acc}, 0.2, higher_passes=False))
+    effects.append(claims.effect("mean train accuracy", claims.mean_of("acc"), {"acc": acc}, 0.2,
+                                 higher_passes=False))
     verdict = claims.judge(
         "T1", "The top hidden layer of a deep sigmoid MLP with standard init saturates towards 0 while the "
         "lower layers stay near 0.5 (Glorot & Bengio 2010, Fig. 2)",

@@ -207,14 +207,6 @@ def _train_runs(budget: dict) -> list[tuple[int, str]]:
     return list(dict.fromkeys(runs))
 
 
-def _median(name: str):
-    return lambda v: np.median(v[name], -1)
-
-
-def _mean(name: str):
-    return lambda v: v[name].mean(-1)
-
-
 def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> list[dict]:
     deep, control, limit = budget["deep"], budget["control"], budget["train_steps"]
     steps = {k: table.steps_to("train_accuracy", TRAIN_TARGET, **at(cfg, depth=k[0], init=k[1]))
@@ -223,8 +215,8 @@ def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> lis
     he, glorot = steps[(deep, "he")], steps[(deep, "glorot")]
     ratio = claims.ratio(np.median(glorot), np.median(he))
     fmt_steps = lambda s: claims.fmt(s.tolist())
-    effects = [claims.effect(f"He median steps to {TRAIN_TARGET:.0%} train, depth {deep}", _median("he"),
-                             {"he": he}, 1000, higher_passes=False),
+    effects = [claims.effect(f"He median steps to {TRAIN_TARGET:.0%} train, depth {deep}",
+                             claims.median_of("he"), {"he": he}, 1000, higher_passes=False),
                claims.effect(f"median steps to {TRAIN_TARGET:.0%} train, Glorot / He, depth {deep}",
                              claims.median_ratio("glorot", "he"), {"he": he, "glorot": glorot}, 2.0)]
     c = claims.judge(
@@ -240,8 +232,9 @@ def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> lis
         {"steps_he": he.tolist(), "steps_glorot": glorot.tolist(), "ratio": ratio}, quick=quick,
         effects=effects)
     ctrl = [steps[(control, s)] for s in CONTROL_SCHEMES]
-    effects = [claims.effect(f"{s} median steps to {TRAIN_TARGET:.0%} train, depth {control}", _median(s),
-                             {s: v}, limit, higher_passes=False) for s, v in zip(CONTROL_SCHEMES, ctrl)]
+    effects = [claims.effect(f"{s} median steps to {TRAIN_TARGET:.0%} train, depth {control}",
+                             claims.median_of(s), {s: v}, limit, higher_passes=False)
+               for s, v in zip(CONTROL_SCHEMES, ctrl)]
     d = claims.judge(
         "T4", f"Control: at depth {control} both He and Glorot train (the failure is one of depth)",
         f"95% intervals over seeds of He's and Glorot's median steps to {TRAIN_TARGET:.0%} train accuracy at "
@@ -251,7 +244,7 @@ def _judge_training(table: Table, cfg: Config, budget: dict, quick: bool) -> lis
         {s: v.tolist() for s, v in zip(CONTROL_SCHEMES, ctrl)}, quick=quick, effects=effects)
     small = final[(deep, "small_normal")]
     grad0 = table.history("grad_norm", layer=0, **at(cfg, depth=deep, init="small_normal"))[:, 0]
-    effects = [claims.effect(f"small_normal mean final train accuracy, depth {deep}", _mean("small"),
+    effects = [claims.effect(f"small_normal mean final train accuracy, depth {deep}", claims.mean_of("small"),
                              {"small": small}, 0.2, higher_passes=False)]
     e = claims.judge(
         "T4", f"A fixed small init N(0, 0.01^2) stalls a {deep}-layer ReLU MLP (He et al. 2015: std 0.01 "
@@ -283,8 +276,8 @@ def _judge_zero(table: Table, cfg: Config, quick: bool) -> dict:
     moved = np.min(np.array(sym["kernel_norm"]), axis=0)
     zero = table.final("train_accuracy", **at(cfg, init="zeros"))
     glorot = table.final("train_accuracy", **at(cfg, init="glorot"))
-    effects = [claims.effect("mean smallest hidden kernel norm, zero init", _mean("norm"), {"norm": moved},
-                             1e-3),
+    effects = [claims.effect("mean smallest hidden kernel norm, zero init", claims.mean_of("norm"),
+                             {"norm": moved}, 1e-3),
                claims.effect("glorot - zero-init train accuracy", claims.mean_difference("glorot", "zeros"),
                              {"glorot": glorot, "zeros": zero}, 0.10)]
     return claims.judge(

@@ -101,15 +101,14 @@ def _net_summary(table: Table, net: str, lrs) -> dict:
 def _judge_paper(summary: dict, lrs, quick: bool) -> dict:
     rates = [lr for lr in PAPER_RATES if lr in lrs]
     effects, parts = [], []
-    median = lambda name: lambda v: np.median(v[name], -1)
     for lr in rates:
         bn, plain = summary["BN"][lr], summary["no BN"][lr]
         effects += [
             claims.effect(f"BN - no-BN final test accuracy, lr {lr}", claims.mean_difference("BN", "no BN"),
                           {"BN": bn["final_test"], "no BN": plain["final_test"]}, 0.10),
-            claims.effect(f"BN median steps to {TEST_TARGET:.0%} test, lr {lr}", median("BN"),
+            claims.effect(f"BN median steps to {TEST_TARGET:.0%} test, lr {lr}", claims.median_of("BN"),
                           {"BN": bn["steps_to_test_50"]}, TEST_TARGET_STEPS, higher_passes=False),
-            claims.effect(f"no-BN median steps to {TEST_TARGET:.0%} test, lr {lr}", median("no BN"),
+            claims.effect(f"no-BN median steps to {TEST_TARGET:.0%} test, lr {lr}", claims.median_of("no BN"),
                           {"no BN": plain["steps_to_test_50"]}, TEST_TARGET_STEPS)]
         parts.append(f"lr {lr}: final test BN {claims.fmt(bn['final_test'])} vs no BN "
                      f"{claims.fmt(plain['final_test'])}; steps to 50% test BN "

@@ -53,7 +53,7 @@ def run(ctx: cli.Context) -> dict:
     table = run_sweep(Sweep(ctx.cfg, {"depth": (ctx.cfg.depth,)}), data, ctx.seeds, ctx.run_dir,
                       quiet=ctx.quiet)
     accuracy = table.final("test_accuracy", depth=ctx.cfg.depth)
-    mean = lambda v: v["mlp"].mean(-1)  # noqa: E731
+    mean = claims.mean_of("mlp")
     low, high = PUBLISHED - TOLERANCE, PUBLISHED + TOLERANCE
     effects = [claims.effect(f"mean test accuracy >= {low:.2f}", mean, {"mlp": accuracy}, low),
                claims.effect(f"mean test accuracy <= {high:.2f}", mean, {"mlp": accuracy}, high,

@@ -68,7 +68,7 @@ def _judge(dataset, epochs, mlp, logistic, quick) -> dict:
                 f"logistic regression {claims.fmt(logistic.mean())}, gap {gap:+.3f}")
     if dataset in TARGETS:
         published, threshold = TARGETS[dataset]
-        effect = claims.effect("MLP test accuracy", lambda v: v["mlp"].mean(-1), {"mlp": mlp}, threshold)
+        effect = claims.effect("MLP test accuracy", claims.mean_of("mlp"), {"mlp": mlp}, threshold)
         criterion = (f"95% interval of the mean test accuracy over seeds lies above {threshold:.1%} after "
                      f"{epochs} epochs (published about {published:.0%})")
     else:

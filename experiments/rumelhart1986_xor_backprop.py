@@ -164,14 +164,6 @@ def largest_log2_distance(targets: dict):
     return statistic
 
 
-def _median(name: str):
-    return lambda v: np.median(v[name], -1)
-
-
-def _mean(name: str):
-    return lambda v: v[name].mean(-1)
-
-
 def _slower(epochs: dict, top: str, bottom: str, threshold: float, label: str = "") -> dict:
     """The effect median epochs(top) / median epochs(bottom), which must lie below `threshold`."""
     return claims.effect(f"median epochs, {top} / {bottom}{label}", claims.median_ratio(top, bottom),
@@ -183,11 +175,13 @@ def _judge_solves(runs: dict, hidden: tuple, epochs_budget: int, quick: bool) ->
     frac, med = float(h2["solved"].mean()), h2["median"][0.5]
     direct_pct = float(np.mean(direct["epochs"][0.5] <= PDP_DIRECT_SWEEPS))
     key = f"H={hidden[0]}"
-    effects = [claims.effect(f"fraction of seeds solved, {key}", _mean(key), {key: h2["solved"]}, MIN_SOLVED)]
-    effects += [claims.effect(f"median epochs to solve, {key} ({end} end)", _median(key),
+    effects = [claims.effect(f"fraction of seeds solved, {key}", claims.mean_of(key), {key: h2["solved"]},
+                             MIN_SOLVED)]
+    effects += [claims.effect(f"median epochs to solve, {key} ({end} end)", claims.median_of(key),
                               {key: h2["epochs"][0.5]}, bound, higher_passes=end == "low")
                 for bound, end in zip(MEDIAN_RANGE, ("low", "high"))]
-    direct_effect = claims.effect("fraction of seeds solved, 1 hidden unit + direct links", _mean(DIRECT),
+    direct_effect = claims.effect("fraction of seeds solved, 1 hidden unit + direct links",
+                                  claims.mean_of(DIRECT),
                                   {DIRECT: direct["solved"]}, MIN_SOLVED)
     return [
         claims.judge(

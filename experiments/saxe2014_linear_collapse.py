@@ -241,11 +241,6 @@ def _judge_accuracy(table, depths, dataset, quick) -> list[dict]:
     ]
 
 
-def median_of(name: str):
-    """The statistic median over seeds of cell `name`, for `claims.effect`."""
-    return lambda v: np.median(v[name], -1)
-
-
 def _judge_dynamics(random_t, decoupled_t, quick) -> dict:
     lo, hi = HALF_TIME_RATIO
     t3, t15, t075 = random_t.T  # per seed; STRENGTHS = (3, 1.5, 0.75)
@@ -253,10 +248,10 @@ def _judge_dynamics(random_t, decoupled_t, quick) -> dict:
         ratios = t075 / t3
         samples = {"t(1.5) - t(3)": t15 - t3, "t(0.75) - t(1.5)": t075 - t15, "t(0.75)/t(3)": ratios}
     effects = [
-        claims.effect("median t(1.5) - t(3) (steps)", median_of("t(1.5) - t(3)"), samples, 0.0),
-        claims.effect("median t(0.75) - t(1.5) (steps)", median_of("t(0.75) - t(1.5)"), samples, 0.0),
-        claims.effect(f"median t(0.75)/t(3) >= {lo:g}", median_of("t(0.75)/t(3)"), samples, lo),
-        claims.effect(f"median t(0.75)/t(3) <= {hi:g}", median_of("t(0.75)/t(3)"), samples, hi,
+        claims.effect("median t(1.5) - t(3) (steps)", claims.median_of("t(1.5) - t(3)"), samples, 0.0),
+        claims.effect("median t(0.75) - t(1.5) (steps)", claims.median_of("t(0.75) - t(1.5)"), samples, 0.0),
+        claims.effect(f"median t(0.75)/t(3) >= {lo:g}", claims.median_of("t(0.75)/t(3)"), samples, lo),
+        claims.effect(f"median t(0.75)/t(3) <= {hi:g}", claims.median_of("t(0.75)/t(3)"), samples, hi,
                       higher_passes=False)]
     theory = np.array([closed_form_half_time(s) for s in STRENGTHS])
     with np.errstate(invalid="ignore"):

@@ -192,7 +192,7 @@ def _curve_evidence(run: dict) -> str:
 
 def mean_below(name: str, per_seed, threshold: float) -> dict:
     """The effect mean over seeds of `per_seed` (S,), which must lie below `threshold`."""
-    return claims.effect(f"mean over seeds of {name}", lambda v: v["x"].mean(-1), {"x": per_seed}, threshold,
+    return claims.effect(f"mean over seeds of {name}", claims.mean_of("x"), {"x": per_seed}, threshold,
                          higher_passes=False)
 
 

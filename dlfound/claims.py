@@ -64,6 +64,18 @@ def mean_difference(better: str, worse: str):
     return lambda v: v[better].mean(-1) - v[worse].mean(-1)
 
 
+def absolute_mean_difference(a: str, b: str):
+    """The statistic |mean(a) - mean(b)| over seeds, for `effect`."""
+    return lambda v: np.abs(v[a].mean(-1) - v[b].mean(-1))
+
+
+def diverged_as_inf(losses) -> np.ndarray:
+    """Per-model losses with a diverged model's NaN counted as +inf: the worst, never below a threshold
+    and never reaching a target."""
+    losses = np.asarray(losses, dtype=np.float64)
+    return np.where(np.isnan(losses), np.inf, losses)
+
+
 def _quotient(a, b):
     with np.errstate(invalid="ignore", divide="ignore"):
         return a / b

@@ -84,6 +84,17 @@ class Sweep:
         return [s for s, _ in pairs], [c for _, c in pairs]
 
 
+def axes_of(cfg: Config, names: Sequence[str], **overrides) -> dict:
+    """`cfg`'s values of the axes `names`, then `overrides`: the address of a cell of a `labelled` sweep."""
+    return {name: getattr(cfg, name) for name in names} | overrides
+
+
+def labelled(cfg: Config, names: Sequence[str], **grid) -> Sweep:
+    """A sweep whose every cell carries the axes `names` (each at `cfg`'s value unless `grid` lists
+    values), so the parts of one experiment, with their own configs, are told apart in one table."""
+    return Sweep(cfg, {name: (value,) for name, value in axes_of(cfg, names).items()} | grid)
+
+
 def cell_id(axes: Mapping) -> str:
     """Stable, readable id of a cell, e.g. 'depth=4,activation=relu' ('base' if no axes)."""
     return ",".join(f"{k}={_fmt(v)}" for k, v in axes.items()) or "base"

@@ -34,7 +34,7 @@ from dlfound import claims, cli, plots
 from dlfound.config import Config, step_budget
 from dlfound.data import load
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, run_sweeps
+from dlfound.sweep import Sweep, axes_of, labelled, run_sweeps
 from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=4, width=256, activation="sigmoid", init="std_uniform",
@@ -46,6 +46,7 @@ SETTINGS = {  # "*steps" become num_epochs / eval_every_epochs per dataset (conf
 }
 SATURATED, UNSATURATED = 0.15, 0.49  # T1: top-layer mean below, lower layers' means at least
 INITS = ("std_uniform", "glorot")  # Table 1: standard, normalized ("N")
+AXES = ("depth", "activation", "init")  # every cell names them: the parts are told apart in one table
 
 
 def configs(cfg: Config, budget: dict, num_train: int) -> dict[str, Config]:
@@ -58,14 +59,13 @@ def configs(cfg: Config, budget: dict, num_train: int) -> dict[str, Config]:
 
 def at(cfg: Config, **axes) -> dict:
     """A cell's axes: the part's depth, activation and init unless `axes` names others."""
-    return {"depth": cfg.depth, "activation": cfg.activation, "init": cfg.init, **axes}
+    return axes_of(cfg, AXES, **axes)
 
 
 def sweeps(cfgs: dict, acts) -> list[Sweep]:
     """Both parts as one sweep: every cell carries depth, activation and init, so they are told apart."""
-    def part(cfg, **grid):
-        return Sweep(cfg, {name: (value,) for name, value in at(cfg).items()} | grid)
-    return [part(cfgs["saturation"]), part(cfgs["table1"], activation=tuple(acts), init=INITS)]
+    return [labelled(cfgs["saturation"], AXES),
+            labelled(cfgs["table1"], AXES, activation=tuple(acts), init=INITS)]
 
 
 def _judge_saturation(table: Table, cfg: Config, at_step: int, quick: bool) -> tuple[dict, dict]:

@@ -121,11 +121,6 @@ def band_effects(name: str, values: np.ndarray, band: tuple) -> list[dict]:
                           higher_passes=False)]
 
 
-def absolute_mean_difference(a: str, b: str):
-    """The statistic |mean(a) - mean(b)| over seeds, for `claims.effect`."""
-    return lambda v: np.abs(v[a].mean(-1) - v[b].mean(-1))
-
-
 def equivariant_seeds(pair: dict) -> np.ndarray:
     """Per seed: the same class on every test sequence and logits within LOGIT_RTOL after epoch 1."""
     diff, scale = pair["max_abs_diff"][:, 0], pair["max_abs_logit"][:, 0]
@@ -158,7 +153,7 @@ def _judge(logistic, mlp, mlp_shuffled, check, pair, seeds, epoch_steps, quick) 
         effects=effects)]
     shift = float(mlp_shuffled.mean() - mlp.mean())
     effects = [claims.effect("|mean(shuffled) - mean(original)| MLP test accuracy",
-                             absolute_mean_difference("shuffled", "original"),
+                             claims.absolute_mean_difference("shuffled", "original"),
                              {"shuffled": mlp_shuffled, "original": mlp}, SHUFFLE_GAP, higher_passes=False)]
     out.append(claims.judge(
         "T13", "The MLP is as accurate on spatially shuffled MNIST-1D (README: 68% on both)",

@@ -65,7 +65,7 @@ from dlfound.data import load
 from dlfound.models import layer_names
 from dlfound.propagation import fitted_slope, layer_statistics, unit_spread
 from dlfound.stats import describe
-from dlfound.sweep import Sweep, run_sweeps
+from dlfound.sweep import Sweep, axes_of, labelled, run_sweeps
 from dlfound.table import Table
 
 BASE = Config(dataset="mnist1d", depth=30, width=64, activation="relu", init="he", optimizer="momentum",
@@ -74,6 +74,7 @@ BASE = Config(dataset="mnist1d", depth=30, width=64, activation="relu", init="he
 SCHEMES = ("he", "glorot", "lecun", "std_uniform", "small_normal")
 TRAIN_SCHEMES = ("he", "glorot", "small_normal")
 CONTROL_SCHEMES = ("he", "glorot")
+AXES = ("depth", "activation", "init")  # every cell names them: the parts are told apart in one table
 # Budgets per part; "*steps" become num_epochs / eval_every_epochs per dataset (config.step_budget).
 SETTINGS = {
     "init_depth": 50, "grad_depth": 30, "init_seeds": 32, "probe": 512,
@@ -187,18 +188,15 @@ def configs(cfg: Config, budget: dict, num_train: int) -> dict[str, Config]:
 
 def at(cfg: Config, **axes) -> dict:
     """A cell's axes: the part's depth, activation and init unless `axes` names others."""
-    return {"depth": cfg.depth, "activation": cfg.activation, "init": cfg.init, **axes}
+    return axes_of(cfg, AXES, **axes)
 
 
 def sweeps(cfgs: dict, budget: dict) -> list[Sweep]:
     """Parts 2-3 as one sweep: every cell carries depth, activation and init, so they are told apart."""
-    def part(cfg, **grid):
-        return Sweep(cfg, {name: (value,) for name, value in at(cfg).items()} | grid)
-
     train, deep, control = cfgs["train"], budget["deep"], budget["control"]
-    return ([part(train, depth=(deep,), init=TRAIN_SCHEMES)]
-            + ([part(train, depth=(control,), init=CONTROL_SCHEMES)] if control != deep else [])
-            + [part(cfgs["zero"], init=("zeros", "glorot"))])
+    return ([labelled(train, AXES, depth=(deep,), init=TRAIN_SCHEMES)]
+            + ([labelled(train, AXES, depth=(control,), init=CONTROL_SCHEMES)] if control != deep else [])
+            + [labelled(cfgs["zero"], AXES, init=("zeros", "glorot"))])
 
 
 def _train_runs(budget: dict) -> list[tuple[int, str]]:

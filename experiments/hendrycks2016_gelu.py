@@ -83,12 +83,6 @@ def gelu_vs_best(medians: dict) -> tuple[float, str]:
     return claims.ratio(medians["gelu"], rivals[best]), best
 
 
-def as_loss(values) -> np.ndarray:
-    """Per-seed losses with a diverged model's NaN counted as +inf (worst, never below a threshold)."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.where(np.isnan(values), np.inf, values)
-
-
 def _cell(setting: dict, activation: str) -> dict:
     return {"num_epochs": setting["num_epochs"], "activation": activation,
             "dropout_rate": setting["dropout_rate"]}
@@ -110,7 +104,7 @@ def _tune(table: Table, acts, rates, setting: dict) -> dict:
 def _judge(table: Table, acts, setting: dict, tuned: dict, net: str, quick: bool) -> dict:
     """The claim in one setting, judged at the end of its run (the early run ends at the comparison)."""
     where = {a: {**_cell(setting, a), "learning_rate": tuned[a]["learning_rate"]} for a in acts}
-    losses = {a: as_loss(table.final("train_loss", **where[a])) for a in acts}
+    losses = {a: claims.diverged_as_inf(table.final("train_loss", **where[a])) for a in acts}
     medians = {a: float(np.median(v)) for a, v in losses.items()}
     ratio, best = gelu_vs_best(medians)
     step = int(table.steps(**where[acts[0]])[-1])
@@ -146,7 +140,7 @@ def _summaries(table: Table, acts, settings, tuned: dict) -> dict:
             out[f"{a}/dropout={setting['dropout_rate']:g}/{setting['num_epochs']}_epochs"] = {
                 **tuned[key][a],
                 f"median_final_train_loss_at_step_{int(table.steps(**where)[-1])}":
-                    float(np.median(as_loss(table.final("train_loss", **where)))),
+                    float(np.median(claims.diverged_as_inf(table.final("train_loss", **where)))),
                 "mean_train_loss_over_run": describe(
                     table.history("train_loss", **where)[:, 1:].mean(axis=1)),
                 "final_batch_loss": describe(table.final("batch_loss", **where)),

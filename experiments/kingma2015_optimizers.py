@@ -85,12 +85,6 @@ STEP_FRACTION = 0.75  # reach plain SGD's final loss within 75% of the run (>= 1
 LOSS_FRACTION = 0.75  # final loss <= 0.75 x plain SGD's (CLAIMS.md C14's 0.75 x margin)
 
 
-def as_loss(values) -> np.ndarray:
-    """Losses with a diverged model's NaN counted as +inf (the worst; it never reaches a target)."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.where(np.isnan(values), np.inf, values)
-
-
 def curve_samples(name: str, curves_SxT) -> dict:
     """A cell's training curves as paired samples: one entry `name@t` per evaluation t."""
     curves = np.asarray(curves_SxT, dtype=np.float64)
@@ -121,7 +115,8 @@ def _select(table: Table, grids: dict) -> dict:
     out = {}
     for opt, rates in grids.items():
         lr = tuning.pick(table, rates, select_by=SELECT_BY, higher_is_better=False, optimizer=opt)
-        finals = {r: as_loss(table.final("train_loss", optimizer=opt, learning_rate=r)) for r in rates}
+        finals = {r: claims.diverged_as_inf(table.final("train_loss", optimizer=opt, learning_rate=r))
+                  for r in rates}
         out[opt] = {"learning_rate": lr, "at_grid_edge": tuning.at_grid_edge(lr, rates),
                     "curves": table.history("train_loss", optimizer=opt, learning_rate=lr),
                     "final": finals[lr],
@@ -173,7 +168,7 @@ def _judge_speed(best: dict, steps, quick: bool) -> dict:
     speedups = {o: claims.ratio(total, np.median(s)) for o, s in reach.items()}
     effects = []
     for o in fast:
-        samples = {**curve_samples(o, as_loss(best[o]["curves"])), "sgd": best["sgd"]["final"]}
+        samples = {**curve_samples(o, claims.diverged_as_inf(best[o]["curves"])), "sgd": best["sgd"]["final"]}
         effects.append(claims.effect(f"{o} steps to plain SGD's median final loss / run length (median)",
                                      reach_fraction_statistic(o, "sgd", steps, total), samples,
                                      STEP_FRACTION, higher_passes=False))

@@ -201,11 +201,6 @@ def _judge_collapse(init_errors, trained_errors, quick) -> dict:
          "trained": {d: [e for e, _ in es] for d, es in trained_errors.items()}}, quick=quick)
 
 
-def absolute_mean_difference(a: str, b: str):
-    """The statistic |mean(a) - mean(b)| over seeds, for `claims.effect`."""
-    return lambda v: np.abs(v[a].mean(-1) - v[b].mean(-1))
-
-
 def _judge_accuracy(table, depths, dataset, quick) -> list[dict]:
     logistic = table.final("test_accuracy", depth=0, activation="identity")
     ident = {d: table.final("test_accuracy", depth=d, activation="identity") for d in depths}
@@ -215,7 +210,7 @@ def _judge_accuracy(table, depths, dataset, quick) -> list[dict]:
     margin = RELU_MARGIN.get(dataset, 0.03)
     base = f"logistic regression {claims.fmt(logistic.mean())} (seeds {claims.fmt(logistic)})"
     near = [claims.effect(f"|mean(identity - logistic)| test accuracy, depth {d}",
-                          absolute_mean_difference("identity", "logistic"),
+                          claims.absolute_mean_difference("identity", "logistic"),
                           {"identity": ident[d], "logistic": logistic}, IDENTITY_GAP, higher_passes=False)
             for d in depths]
     far = [claims.effect(f"mean(relu - logistic) test accuracy, depth {d}",
